@@ -1,0 +1,56 @@
+# vaenmf: one entry point for set-up, the study, tests and benchmarks.
+# Every target creates or reuses .venv by itself; `make install` is idempotent (stamp file keyed on pyproject.toml).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vaenmf-installed
+OUT ?= outputs/reproduce
+PYTEST_ARGS ?=
+
+export WANDB_ERROR_REPORTING := false
+
+.PHONY: install reproduce test test-slow test-realdata bench lint format clean help
+
+help:
+	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
+	@echo "make test        fast test suite (CPU, a few minutes)"
+	@echo "make test-slow   slow statistical and end-to-end tests"
+	@echo "make bench       benchmarks -> outputs/bench/*.json"
+	@echo "make lint        ruff"
+	@echo "make clean       remove outputs and caches (keeps .venv)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --out $(OUT)
+
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+test-realdata: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m realdata $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_nmf.py --out outputs/bench/nmf.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests scripts
+
+clean:
+	rm -rf outputs/* .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
