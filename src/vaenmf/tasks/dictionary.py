@@ -1,0 +1,102 @@
+"""Fitting one dictionary under the Trainer, with a content-addressed cache shared by the jobs of a sweep."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vaenmf.data.matrix import MatrixDataModule
+from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.tasks.runtime import JobContext, source_hash
+
+log = logging.getLogger(__name__)
+
+
+def dictionary_key(X: torch.Tensor, model_cfg: DictConfig, seed: int) -> str:
+    """Hash of everything that determines a fitted dictionary: the data, the model config, the seed, the code."""
+    digest = hashlib.sha256()
+    digest.update(X.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(str(tuple(X.shape)).encode())
+    model = OmegaConf.to_container(model_cfg, resolve=True)
+    digest.update(json.dumps(model, sort_keys=True, default=str).encode())
+    digest.update(f"seed={seed}".encode())
+    digest.update(source_hash().encode())
+    return digest.hexdigest()[:24]
+
+
+class DictionaryCache:
+    """Fitted dictionaries on disk, one ``<key>.pt`` file each.
+
+    Writes go to a temporary file that is renamed into place, so concurrent jobs that fit the same dictionary
+    never see a partial file; the last writer wins with identical content.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    def load(self, key: str) -> torch.Tensor | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a corrupt entry is refitted, not fatal
+            log.warning("Ignoring unreadable cached dictionary %s (%s)", path, err)
+            return None
+
+    def save(self, key: str, W: torch.Tensor) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(W.detach().cpu().clone(), tmp)
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def fit_dictionary_stage(
+    job: JobContext, stage: str, X: torch.Tensor, model_cfg: DictConfig, seed: int, cache: DictionaryCache | None
+) -> torch.Tensor:
+    """Fit the dictionary of ``X`` with the configured system under a Trainer, or take it from the cache.
+
+    Args:
+        job: The job's context (loggers, callbacks, trainer settings).
+        stage: Name of this stage, e.g. ``"speech_dict"``; prefixes logged metrics and names the checkpoint folder.
+        X: Nonnegative training frames.
+        model_cfg: The ``model`` config group (``system`` node, ``max_iter``, ``batch_size``, ``rank``).
+        seed: Seed of the fit.
+        cache: Where fitted dictionaries are kept, or None to always fit.
+
+    Shape:
+        X: ``(m, n)``; returns ``(m, r)`` on the CPU.
+    """
+    X = as_nonnegative_tensor(X, f"{stage} training frames", dtype=torch.float32)
+    check_rank(int(model_cfg.rank), tuple(X.shape), name=f"{stage} training frames")
+    key = dictionary_key(X, model_cfg, seed) if cache is not None else None
+    if cache is not None and key is not None:
+        W = cache.load(key)
+        if W is not None:
+            log.info("%s: reusing cached dictionary %s", stage, cache.path(key))
+            return W
+    system = instantiate(model_cfg.system, n_features=X.shape[0], n_frames=X.shape[1], log_prefix=f"{stage}/")
+    datamodule = MatrixDataModule(X, batch_size=model_cfg.get("batch_size"), seed=seed)
+    trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter))
+    log.info("%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1])
+    trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
+    W = system.dictionary()
+    if cache is not None and key is not None and trainer.is_global_zero:
+        cache.save(key, W)
+    return W

@@ -1,0 +1,163 @@
+"""What every job needs around its science: provenance, atomic output, loggers and trainers per stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_DIR.parents[1]
+
+#: Config groups that say where and how results are recorded, not what is computed; the config hash ignores them.
+NON_SCIENTIFIC_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "task_name", "cache_dictionaries")
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """The repository's HEAD commit, suffixed ``-dirty`` when tracked files have changes; ``"unknown"`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def resolved_container(cfg: DictConfig, drop: Iterable[str] = ()) -> dict[str, Any]:
+    """The config as plain Python objects with interpolations resolved, without the ``drop`` keys."""
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    assert isinstance(container, dict)
+    for key in drop:
+        container.pop(key, None)
+    return container
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short stable hash of everything in the config that can change a result."""
+    payload = json.dumps(resolved_container(cfg, NON_SCIENTIFIC_KEYS), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def source_hash(subpackages: Iterable[str] = ("nmf", "models", "systems")) -> str:
+    """Hash of the package's numerical source code, so cached artefacts go stale when the code changes."""
+    digest = hashlib.sha256()
+    for sub in subpackages:
+        for path in sorted((PACKAGE_DIR / sub).rglob("*.py")):
+            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON so that readers never see a half-written file (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+class JobContext:
+    """Per-job state shared by the stages of one task: output directory, loggers, trainer construction.
+
+    One W&B run per job is shared by every stage (metrics are prefixed by stage); CSV loggers get one folder
+    per stage so that each ``trainer.fit`` writes its own ``metrics.csv``.
+    """
+
+    def __init__(self, cfg: DictConfig, output_dir: Path) -> None:
+        self.cfg = cfg
+        self.output_dir = Path(output_dir)
+        self._shared_loggers: dict[str, Any] = {}
+
+    def loggers(self, stage: str) -> list[Any]:
+        loggers = []
+        for name, logger_cfg in (self.cfg.get("logger") or {}).items():
+            if logger_cfg is None or "_target_" not in logger_cfg:
+                continue
+            target = str(logger_cfg._target_)
+            if target.endswith("CSVLogger"):
+                loggers.append(instantiate(logger_cfg, version=stage))
+            else:
+                if name not in self._shared_loggers:
+                    self._shared_loggers[name] = instantiate(logger_cfg)
+                loggers.append(self._shared_loggers[name])
+        return loggers
+
+    def callbacks(self, stage: str) -> list[pl.Callback]:
+        callbacks = []
+        for cb_cfg in (self.cfg.get("callbacks") or {}).values():
+            if cb_cfg is None or "_target_" not in cb_cfg:
+                continue
+            kwargs = {}
+            if "dirpath" in cb_cfg and cb_cfg.dirpath is None:
+                kwargs["dirpath"] = str(self.checkpoint_dir(stage))
+            callbacks.append(instantiate(cb_cfg, **kwargs))
+        return callbacks
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.output_dir / "checkpoints" / stage
+
+    def resume_checkpoint(self, stage: str) -> str | None:
+        """``last.ckpt`` of this stage when a previous attempt of this job left one (a killed/requeued job)."""
+        last = self.checkpoint_dir(stage) / "last.ckpt"
+        if last.is_file():
+            log.info("Resuming stage %s from %s", stage, last)
+            return str(last)
+        return None
+
+    def trainer(self, stage: str, max_epochs: int, **overrides: Any) -> pl.Trainer:
+        return instantiate(
+            self.cfg.trainer,
+            max_epochs=int(max_epochs),
+            logger=self.loggers(stage) or False,
+            callbacks=self.callbacks(stage),
+            default_root_dir=str(self.output_dir),
+            **overrides,
+        )
+
+    def log_summary(self, metrics: dict[str, float]) -> None:
+        """Send final scalar metrics to every experiment logger."""
+        for logger in self.loggers("summary"):
+            logger.log_metrics(metrics)
+            logger.save()
+
+    def finish(self) -> None:
+        for logger in self._shared_loggers.values():
+            logger.finalize("success")
+        self._shared_loggers.clear()
