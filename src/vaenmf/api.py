@@ -1,0 +1,64 @@
+"""Estimator-style entry points for people who do not use Hydra.
+
+Example::
+
+    import numpy as np, vaenmf
+    W = vaenmf.fit_dictionary(X, method="nmf", rank=40, beta=1, max_iter=200)   # X: (m, n) >= 0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaenmf.errors import ConfigError
+from vaenmf.nmf.fit import nmf, normalize_dictionary
+
+METHODS = ("nmf",)
+
+
+def fit_dictionary(
+    X: np.ndarray | torch.Tensor,
+    method: str = "nmf",
+    rank: int = 40,
+    seed: int = 0,
+    beta: float = 1.0,
+    max_iter: int = 200,
+    device: str | torch.device = "cpu",
+    **overrides: Any,
+) -> np.ndarray:
+    """Learn a nonnegative dictionary of ``X``.
+
+    Args:
+        X: Nonnegative data, one column per frame (e.g. a magnitude spectrogram, F x T).
+        method: ``"nmf"`` (Lee-Seung multiplicative updates).
+        rank: Number of atoms ``r <= min(m, n)``.
+        seed: Seed of every random choice.
+        beta: Divergence of NMF (0 IS, 1 KL, 2 Euclidean).
+        max_iter: Multiplicative-update iterations for NMF; epochs for trained models.
+        device: ``"cpu"``, ``"cuda"``, ... (same code on every device).
+        **overrides: Method-specific options; for NMF ``l1``, ``tol``, ``eps``, ``normalize``
+            (``"l2"`` default, ``"l1"`` or ``"none"``) and ``dtype``.
+
+    Returns:
+        The dictionary ``W`` as a float numpy array, columns normalised as requested.
+
+    Raises:
+        DataError: For negative/NaN data or a rank larger than ``min(m, n)``.
+        ConfigError: For an unknown method or option.
+
+    Shape:
+        X: ``(m, n)``; returns ``(m, r)``.
+    """
+    if method == "nmf":
+        normalize = overrides.pop("normalize", "l2")
+        allowed = {"l1", "tol", "eps", "dtype", "eval_every"}
+        unknown = set(overrides) - allowed
+        if unknown:
+            raise ConfigError(f"fit_dictionary(method='nmf') got unknown options {sorted(unknown)}; allowed: {sorted(allowed)}")
+        result = nmf(X, rank, beta=beta, max_iter=max_iter, seed=seed, device=device, **overrides)
+        W = result.W if normalize == "none" else normalize_dictionary(result.W, norm=normalize)[0]
+        return W.detach().cpu().numpy()
+    raise ConfigError(f"method must be one of {list(METHODS)}, got {method!r}")
