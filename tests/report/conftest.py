@@ -1,0 +1,100 @@
+"""Fake sweep directories with hand-written metrics.json files (known numbers)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SNRS = ("-5", "0", "5", "10")
+
+
+def snr_summary(base: float, pesq: float = 2.0, input_sdr: float = -1.0) -> dict[str, dict[str, float]]:
+    """Summary whose values at SNR index i are base + i (sdr), base + 10 + i (sir), base + 20 + i (sar),
+    pesq + 0.1 i (pesq_nb) and input_sdr + i (sdr_input)."""
+    out = {}
+    for i, snr in enumerate(SNRS):
+        out[snr] = {
+            "n_utterances": 4,
+            "sdr": base + i,
+            "sir": base + 10 + i,
+            "sar": base + 20 + i,
+            "pesq_nb": pesq + 0.1 * i,
+            "pesq_wb": pesq - 0.5,
+            "stoi": 0.8,
+            "sdr_input": input_sdr + i,
+            "pesq_nb_input": 1.5 + 0.1 * i,
+        }
+    return out
+
+
+def write_job(
+    root: Path,
+    name: str,
+    method: str,
+    separator: str,
+    noise: str,
+    seed: int,
+    summary: dict[str, Any] | None = None,
+    status: str = "ok",
+    error: str | None = None,
+    corpus: str = "demo",
+    commit: str = "abc1234",
+    overrides: bool = True,
+) -> Path:
+    job = root / name
+    job.mkdir(parents=True)
+    if overrides:
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- model={method}\n- separator={separator}\n- noise={noise}\n- seed={seed}\n"
+        )
+    data: dict[str, Any] = {
+        "task": "speech",
+        "method": method,
+        "separator": separator,
+        "noise": noise,
+        "seed": seed,
+        "git_commit": commit,
+        "config_hash": f"hash-{name}",
+        "corpus": corpus,
+        "status": status,
+    }
+    if status == "ok":
+        data["summary"] = summary if summary is not None else snr_summary(0.0)
+        data["rows"] = []
+    else:
+        data["error"] = error or "RuntimeError: boom"
+    (job / "metrics.json").write_text(json.dumps(data))
+    return job
+
+
+@pytest.fixture
+def make_job() -> Callable[..., Path]:
+    """``make_job(root, name, method, separator, noise, seed, summary=None, status="ok", ...)``."""
+    return write_job
+
+
+@pytest.fixture(name="snr_summary")
+def snr_summary_fixture() -> Callable[..., dict[str, dict[str, float]]]:
+    """``snr_summary(base, pesq=2.0, input_sdr=-1.0)``: a summary with known values."""
+    return snr_summary
+
+
+@pytest.fixture
+def full_sweep(tmp_path: Path) -> Path:
+    """All four paper columns, factory + babble, seeds 0 and 1; NMF with known values (see the tests)."""
+    root = tmp_path / "sweep"
+    k = 0
+    bases = {"nmf": 1.0, "dnmf": 2.0, "drnn": 3.0, "vae_nmf": 4.0}
+    seps = {"nmf": "mu", "dnmf": "mu", "drnn": "drnn", "vae_nmf": "dnn"}
+    for method, base in bases.items():
+        for seed in (0, 1):
+            for noise, off in (("factory", 0.0), ("babble", 2.0)):
+                summary = snr_summary(base + off + 4.0 * seed, input_sdr=-1.0 + off)
+                write_job(root, str(k), method, seps[method], noise, seed, summary)
+                k += 1
+    return root
