@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, source_hash
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,10 @@ def fit_dictionary_stage(
             return W
     system = instantiate(model_cfg.system, n_features=X.shape[0], n_frames=X.shape[1], log_prefix=f"{stage}/")
     datamodule = MatrixDataModule(X, batch_size=model_cfg.get("batch_size"), seed=seed)
-    trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter))
+    full_batch = model_cfg.get("batch_size") is None
+    # Full-batch fits have one step per epoch: one bar over epochs instead of one bar per epoch.
+    extra = [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
+    trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra)
     log.info("%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1])
     trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
     W = system.dictionary()

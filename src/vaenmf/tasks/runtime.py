@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# Lightning warnings that are expected for the full-batch NMF systems (no optimiser, one batch per epoch).
+for _message in (
+    r".*configure_optimizers.* returned `None`.*",
+    r".*number of training batches .* is smaller than the logging interval.*",
+    r".*does not have many workers.*",
+    r".*LeafSpec.* is deprecated.*",
+):
+    warnings.filterwarnings("ignore", message=_message)
+
+
 class JobContext:
     """Per-job state shared by the stages of one task: output directory, loggers, trainer construction.
 
@@ -141,12 +152,15 @@ class JobContext:
             return str(last)
         return None
 
-    def trainer(self, stage: str, max_epochs: int, **overrides: Any) -> pl.Trainer:
+    def trainer(
+        self, stage: str, max_epochs: int, extra_callbacks: Iterable[pl.Callback] = (), **overrides: Any
+    ) -> pl.Trainer:
+        """A Trainer for one stage: the configured trainer, this stage's loggers, callbacks and checkpoints."""
         return instantiate(
             self.cfg.trainer,
             max_epochs=int(max_epochs),
             logger=self.loggers(stage) or False,
-            callbacks=self.callbacks(stage),
+            callbacks=[*self.callbacks(stage), *extra_callbacks],
             default_root_dir=str(self.output_dir),
             **overrides,
         )
