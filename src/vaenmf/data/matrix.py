@@ -49,7 +49,12 @@ class MatrixDataModule(pl.LightningDataModule):
     """
 
     def __init__(
-        self, X: torch.Tensor, batch_size: int | None = None, shuffle: bool = True, seed: int = 0, num_workers: int = 0
+        self,
+        X: torch.Tensor,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
     ) -> None:
         super().__init__()
         self.X = X

@@ -1,0 +1,776 @@
+"""The speech-enhancement data module: dictionary frames, training mixtures and test mixtures.
+
+One :class:`SpeechDataModule` serves every method (NMF, DNMF, DRNN, VAE-NMF), so they all see the same
+speakers, noise segments and SNRs. It reads TIMIT + NOISEX-92 (``corpus="timit"``) or generates the embedded
+demo corpora (``corpus="demo"``, no download), and everything it draws is deterministic given ``seed``.
+
+Splits (DESIGN.md section 4):
+
+- speakers are disjoint between the three uses: dictionary speakers (speech dictionary frames),
+  encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers.
+  TIMIT: test = the core test set (24 speakers, SI+SX, 192 utterances); the TRAIN speakers (SI+SX only) are
+  shuffled with the seed and split ``dict_speaker_fraction`` / rest. Demo (and a TIMIT copy without a
+  TRAIN/TEST split, such as NLTK's sample): speakers are ordered male/female alternately and split
+  about 1/2 dictionary, 1/4 training, 1/4 test (8 speakers: 4/2/2, each half male, half female).
+- each noise is split by time: the first ``noise_train_fraction`` feeds the noise dictionary and the
+  training mixtures, the rest the test mixtures, so no test noise sample is ever seen in training.
+
+Materialised data (dictionary frames, mixtures) is computed on first request and cached; ``setup()``
+itself only plans (who goes where, which noise) and loads/generates the noises; utterances are read
+(TIMIT) or synthesised (demo) when first needed. With the defaults, the demo setup takes well under a
+second for one noise (about 1.5 s pooled: 60 s of babble is synthesised), frames and mixtures another
+half second.
+
+Speech dictionary frames: near-silent frames (more than ``silence_threshold_db`` = 40 dB below the loudest
+frame of their utterance: pauses, TIMIT's leading/trailing ``h#``) are dropped before the random pick.
+Noise dictionary frames: none dropped. Mixtures whose peak would exceed 0.99 are scaled down as a whole
+(speech, noise and mixture together; SNR unchanged; recorded in ``Mixture.scale``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vaenmf.data.audio import read_audio
+from vaenmf.data.features import SAMPLE_RATE, magnitude
+from vaenmf.data.mixing import mix_at_snr, random_noise_segment
+from vaenmf.data.noisex import find_noise_file
+from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utterance
+from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
+from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
+
+__all__ = ["Mixture", "SpeechDataModule", "frames_dataloader", "select_frames", "drop_silent_frames"]
+
+log = logging.getLogger(__name__)
+
+CORPORA = ("demo", "timit")
+NOISE_CHOICES = ("factory", "babble", "pooled")
+_KINDS = {"factory": ("factory",), "babble": ("babble",), "pooled": ("factory", "babble")}
+
+# Seed streams (see _rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
+_S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX = range(10, 16)
+# Peak the mixture may reach before speech, noise and mixture are scaled down together.
+_MAX_PEAK = 0.99
+
+
+@dataclass
+class Mixture:
+    """A noisy utterance and its parts.
+
+    ``mixture == speech + noise`` holds exactly up to float32 rounding, and ``snr_db(speech, noise) == snr``.
+
+    Attributes:
+        name: Unique name, ``<utterance>_<noise_kind>_<snr>dB``.
+        snr: The SNR in dB the noise was scaled to (over the whole utterance).
+        noise_kind: ``"factory"`` or ``"babble"``.
+        speech: Clean speech.
+        noise: The scaled noise segment, as mixed.
+        mixture: ``speech + noise``.
+        sr: Sample rate in Hz.
+        speaker: Speaker id.
+        utterance: Utterance name (without noise/SNR).
+        noise_offset: Start of the segment in the full noise recording (samples at ``sr``).
+        scale: Factor applied jointly to speech, noise and mixture to keep the mixture's peak below 1
+            (1.0 when no scaling was needed).
+
+    Shape:
+        - speech, noise, mixture: ``(time,)``, float32.
+    """
+
+    name: str
+    snr: float
+    noise_kind: str
+    speech: torch.Tensor
+    noise: torch.Tensor
+    mixture: torch.Tensor
+    sr: int
+    speaker: str = ""
+    utterance: str = ""
+    noise_offset: int = -1
+    scale: float = 1.0
+
+
+@dataclass
+class _SpeechItem:
+    """An utterance that is read (TIMIT) or synthesised (demo) when needed, so setup() stays cheap."""
+
+    speaker: str
+    name: str
+    path: Path | None = None
+    synth: Callable[[], Utterance] | None = field(default=None, repr=False)
+
+    def load(self) -> torch.Tensor:
+        if self.synth is not None:
+            return self.synth().wave
+        assert self.path is not None
+        wave, _ = read_audio(self.path, target_sr=SAMPLE_RATE)
+        return wave
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(s) for s in stream]]))
+
+
+def drop_silent_frames(mag: torch.Tensor, threshold_db: float | None = 40.0) -> torch.Tensor:
+    """Remove frames whose energy is more than ``threshold_db`` below the loudest frame of the utterance.
+
+    Why: pauses and leading/trailing silence carry no speech structure; in a dictionary they waste atoms on
+    near-zero columns and are degenerate for scale-invariant costs (Itakura-Saito). The threshold is relative
+    to the utterance, so it does not depend on the recording level.
+
+    Args:
+        mag: Magnitude spectrogram of one utterance.
+        threshold_db: Drop frames below ``max frame energy - threshold_db``; None or <= 0 keeps all frames.
+
+    Shape:
+        - mag: ``(257, T)``; output ``(257, T')`` with ``T' <= T``.
+    """
+    if threshold_db is None or threshold_db <= 0:
+        return mag
+    energy = mag.pow(2).sum(dim=0)
+    keep = energy >= energy.max() * 10.0 ** (-float(threshold_db) / 10.0)
+    return mag[:, keep]
+
+
+def select_frames(X: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """Pick ``min(n, X.shape[1])`` columns of ``X`` uniformly at random without replacement, in time order.
+
+    Shape:
+        - X: ``(m, N)``; output ``(m, min(n, N))``.
+    """
+    total = X.shape[1]
+    if n >= total:
+        return X
+    idx = np.sort(rng.choice(total, size=int(n), replace=False))
+    return X[:, torch.from_numpy(idx)]
+
+
+class _Frames(Dataset):
+    def __init__(self, mats: Sequence[torch.Tensor]):
+        self.rows = [m.T.contiguous() for m in mats]
+
+    def __len__(self) -> int:
+        return self.rows[0].shape[0]
+
+    def __getitem__(self, i: int):
+        if len(self.rows) == 1:
+            return self.rows[0][i]
+        return tuple(r[i] for r in self.rows)
+
+
+def frames_dataloader(
+    X: torch.Tensor,
+    *others: torch.Tensor,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_last: bool = False,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader over the columns (frames) of one or more ``(m_i, n)`` matrices.
+
+    With one matrix each batch is a tensor ``(batch, m)``; with several (e.g. inputs and targets) it is a
+    tuple of ``(batch, m_i)`` tensors taken at the same frame indices. Shuffling uses a generator seeded
+    with ``seed``, so the batch order is reproducible. Under DDP Lightning swaps in a DistributedSampler.
+
+    Args:
+        X: Data matrix, one column per frame.
+        *others: Further matrices with the same number of columns.
+        batch_size: Frames per batch.
+        shuffle: Shuffle frames every epoch.
+        seed: Seed of the shuffling generator.
+        drop_last: Drop the last incomplete batch.
+        num_workers: DataLoader worker processes (0: load in the main process, fine for in-memory frames).
+
+    Shape:
+        - X: ``(m, n)``; others: ``(m_i, n)``.
+        - batches: ``(batch, m)`` or a tuple of ``(batch, m_i)``.
+    """
+    mats = [X, *others]
+    for i, m in enumerate(mats):
+        if not isinstance(m, torch.Tensor) or m.ndim != 2:
+            raise DataError(
+                f"frames_dataloader expects 2-D (m, n) tensors; argument {i} is {type(m).__name__}"
+            )
+        if m.shape[1] != X.shape[1]:
+            raise DataError(
+                f"all matrices must have the same number of frames (columns): {X.shape[1]} vs {m.shape[1]}"
+            )
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
+    return DataLoader(
+        _Frames(mats),
+        batch_size=int(batch_size),
+        shuffle=shuffle,
+        generator=generator,
+        drop_last=drop_last,
+        num_workers=num_workers,
+    )
+
+
+def _gender_interleaved(speakers: Sequence[str]) -> list[str]:
+    """Sort speakers, then alternate male/female (TIMIT and demo ids start with the gender letter)."""
+    males = sorted(s for s in speakers if s.upper().startswith("M"))
+    others = sorted(s for s in speakers if not s.upper().startswith("M"))
+    out = []
+    for i in range(max(len(males), len(others))):
+        out += males[i : i + 1] + others[i : i + 1]
+    return out
+
+
+def _three_way_speaker_split(speakers: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """About 1/2 dictionary, 1/4 training, 1/4 test; each part gender-balanced where possible."""
+    n = len(speakers)
+    if n < 3:
+        raise ConfigError(
+            f"need at least 3 speakers for disjoint dictionary/training/test speakers, got {n}; "
+            "increase demo_speakers"
+        )
+    order = _gender_interleaved(speakers)
+    n_test = max(1, round(n / 4))
+    n_train = max(1, round(n / 4))
+    n_dict = n - n_test - n_train
+    return order[:n_dict], order[n_dict : n_dict + n_train], order[n_dict + n_train :]
+
+
+def _balanced_subset(
+    items: list[_SpeechItem], n: int | None, rng: np.random.Generator | None
+) -> list[_SpeechItem]:
+    """Up to ``n`` items spread over speakers: round robin over speakers (shuffled within each with ``rng``)."""
+    if n is None or n >= len(items):
+        return list(items)
+    by_speaker: dict[str, list[_SpeechItem]] = {}
+    for it in items:
+        by_speaker.setdefault(it.speaker, []).append(it)
+    speakers = sorted(by_speaker)
+    if rng is not None:
+        speakers = [speakers[i] for i in rng.permutation(len(speakers))]
+        for s in speakers:
+            by_speaker[s] = [by_speaker[s][i] for i in rng.permutation(len(by_speaker[s]))]
+    out: list[_SpeechItem] = []
+    depth = 0
+    while len(out) < n:
+        for s in speakers:
+            if depth < len(by_speaker[s]) and len(out) < n:
+                out.append(by_speaker[s][depth])
+        depth += 1
+    return out
+
+
+def _as_snrs(values: Sequence[float], name: str) -> tuple[float, ...]:
+    try:
+        snrs = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a list of numbers (dB), got {values!r}") from None
+    if not snrs or not all(math.isfinite(v) for v in snrs):
+        raise ConfigError(f"{name} must be a nonempty list of finite SNRs in dB, got {values!r}")
+    return snrs
+
+
+def _positive_int_or_none(value: int | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
+    return int(value)
+
+
+def _snr_tag(snr: float) -> str:
+    return f"{snr:+g}dB"
+
+
+class SpeechDataModule(pl.LightningDataModule):
+    """Speech + noise data for the enhancement experiments (Tables 1 and 2).
+
+    Args:
+        corpus: ``"demo"`` (generated, no download) or ``"timit"`` (TIMIT + NOISEX-92).
+        data_root: Folder with ``timit/`` and ``noisex92/`` subfolders (corpus ``"timit"``).
+        timit_root: TIMIT folder (overrides ``data_root/timit``).
+        noisex_root: NOISEX-92 folder (overrides ``data_root/noisex92``).
+        noise: ``"factory"``, ``"babble"`` or ``"pooled"`` (both; Table 2).
+        dict_speech_frames: Speech dictionary frames (paper: 10000); fewer when the dictionary speakers have
+            fewer non-silent frames.
+        dict_noise_frames: Noise dictionary frames (paper: 9000; pooled: half from each noise); fewer when
+            the training part of the noise is shorter.
+        n_train_utterances: Encoder-training utterances (None: all of the training speakers' SI+SX).
+        n_test_utterances: Test utterances (None: all; TIMIT: the 192 of the core test set), chosen round
+            robin over the test speakers.
+        train_snrs: SNRs (dB) drawn uniformly for training mixtures.
+        test_snrs: SNRs (dB) every test utterance is mixed at.
+        noise_train_fraction: Leading fraction of each noise used for training; the rest is for testing.
+        seed: Seed of every random choice (and of the demo corpora).
+        batch_size: Frames per batch of :meth:`dictionary_dataloader`.
+        num_workers: DataLoader workers.
+        demo_speakers: Demo corpus speakers (>= 3; split 1/2 dictionary, 1/4 training, 1/4 test).
+        demo_utts_per_speaker: Demo utterances per speaker.
+        demo_noise_seconds: Duration of each demo noise.
+        silence_threshold_db: Speech dictionary frames more than this many dB below the utterance's loudest
+            frame are dropped (None: keep all).
+        mixtures_per_train_utterance: Training mixtures per training utterance (each with its own SNR and
+            noise segment; pooled: the noise kind alternates).
+        dict_speaker_fraction: TIMIT: fraction of the TRAIN speakers used for the speech dictionary; the
+            others provide the training mixtures.
+    """
+
+    def __init__(
+        self,
+        corpus: str = "demo",
+        data_root: str | None = None,
+        timit_root: str | None = None,
+        noisex_root: str | None = None,
+        noise: str = "factory",
+        dict_speech_frames: int = 10000,
+        dict_noise_frames: int = 9000,
+        n_train_utterances: int | None = None,
+        n_test_utterances: int | None = None,
+        train_snrs: Sequence[float] = (-5, 0, 5, 10, 15, 20),
+        test_snrs: Sequence[float] = (-5, 0, 5, 10),
+        noise_train_fraction: float = 0.6,
+        seed: int = 0,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        demo_speakers: int = 8,
+        demo_utts_per_speaker: int = 8,
+        demo_noise_seconds: float = 60.0,
+        silence_threshold_db: float | None = 40.0,
+        mixtures_per_train_utterance: int = 1,
+        dict_speaker_fraction: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if corpus not in CORPORA:
+            raise ConfigError(f"data.corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
+        if noise not in NOISE_CHOICES:
+            raise ConfigError(f"data.noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
+        if not 0.0 < float(noise_train_fraction) < 1.0:
+            raise ConfigError(f"data.noise_train_fraction must be in (0, 1), got {noise_train_fraction!r}")
+        if not 0.0 < float(dict_speaker_fraction) < 1.0:
+            raise ConfigError(f"data.dict_speaker_fraction must be in (0, 1), got {dict_speaker_fraction!r}")
+        if not float(demo_noise_seconds) > 0:
+            raise ConfigError(f"data.demo_noise_seconds must be positive, got {demo_noise_seconds!r}")
+        self.corpus = corpus
+        self.noise = noise
+        self.noise_kinds: tuple[str, ...] = _KINDS[noise]
+        self.data_root = data_root
+        self.timit_root = timit_root
+        self.noisex_root = noisex_root
+        self.dict_speech_frames = _positive_int_or_none(dict_speech_frames, "data.dict_speech_frames")
+        self.dict_noise_frames = _positive_int_or_none(dict_noise_frames, "data.dict_noise_frames")
+        if self.dict_speech_frames is None or self.dict_noise_frames is None:
+            raise ConfigError("data.dict_speech_frames and data.dict_noise_frames must be positive integers")
+        self.n_train_utterances = _positive_int_or_none(n_train_utterances, "data.n_train_utterances")
+        self.n_test_utterances = _positive_int_or_none(n_test_utterances, "data.n_test_utterances")
+        self.train_snrs = _as_snrs(train_snrs, "data.train_snrs")
+        self.test_snrs = _as_snrs(test_snrs, "data.test_snrs")
+        self.noise_train_fraction = float(noise_train_fraction)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.demo_speakers = int(demo_speakers)
+        self.demo_utts_per_speaker = int(demo_utts_per_speaker)
+        self.demo_noise_seconds = float(demo_noise_seconds)
+        self.silence_threshold_db = None if silence_threshold_db is None else float(silence_threshold_db)
+        self.mixtures_per_train_utterance = int(
+            _positive_int_or_none(mixtures_per_train_utterance, "data.mixtures_per_train_utterance") or 1
+        )
+        self.dict_speaker_fraction = float(dict_speaker_fraction)
+        self.sr = SAMPLE_RATE
+        self._ready = False
+        self._cache: dict[str, object] = {}
+
+    # ----------------------------------------------------------------------------------------------------
+    # Setup
+
+    def _roots(self) -> tuple[Path, Path]:
+        base = Path(self.data_root).expanduser() if self.data_root else None
+        timit = Path(self.timit_root).expanduser() if self.timit_root else (base / "timit" if base else None)
+        noisex = (
+            Path(self.noisex_root).expanduser() if self.noisex_root else (base / "noisex92" if base else None)
+        )
+        if timit is None or noisex is None:
+            raise ConfigError(
+                "data.corpus=timit needs data.data_root (a folder with timit/ and noisex92/) or both "
+                "data.timit_root and data.noisex_root (or DATA_ROOT in the environment)"
+            )
+        return timit, noisex
+
+    def setup(self, stage: str | None = None) -> None:
+        """Plan the splits and load/generate the noise (and demo speech). Idempotent; deterministic."""
+        if self._ready:
+            return
+        if self.corpus == "demo":
+            if self.demo_utts_per_speaker < 1:
+                raise ConfigError(
+                    f"data.demo_utts_per_speaker must be >= 1, got {self.demo_utts_per_speaker}"
+                )
+            items = [
+                _SpeechItem(
+                    spk.name,
+                    f"{spk.name}_u{j:02d}",
+                    synth=functools.partial(make_utterance, spk, i, j, self.seed, self.sr),
+                )
+                for i, spk in enumerate(make_speakers(self.demo_speakers, self.seed))
+                for j in range(self.demo_utts_per_speaker)
+            ]
+            dict_spk, train_spk, test_spk = _three_way_speaker_split(sorted({it.speaker for it in items}))
+            dict_items = [it for it in items if it.speaker in dict_spk]
+            train_items = [it for it in items if it.speaker in train_spk]
+            test_items = [it for it in items if it.speaker in test_spk]
+            noises = {k: make_noise(k, self.demo_noise_seconds, self.seed) for k in self.noise_kinds}
+            self.noise_sources = {k: f"demo:{k}(seed={self.seed})" for k in self.noise_kinds}
+        else:
+            timit_root, noisex_root = self._roots()
+            dict_items, train_items, test_items = self._timit_items(timit_root)
+            dict_spk = sorted({it.speaker for it in dict_items})
+            train_spk = sorted({it.speaker for it in train_items})
+            test_spk = sorted({it.speaker for it in test_items})
+            noises, self.noise_sources = {}, {}
+            for k in self.noise_kinds:
+                path = find_noise_file(noisex_root, k)
+                noises[k], _ = read_audio(path, target_sr=self.sr)
+                self.noise_sources[k] = str(path)
+
+        self.dictionary_speakers = list(dict_spk)
+        self.train_speakers = list(train_spk)
+        self.test_speakers = list(test_spk)
+        overlap = (
+            (set(dict_spk) & set(train_spk))
+            | (set(dict_spk) & set(test_spk))
+            | (set(train_spk) & set(test_spk))
+        )
+        assert not overlap, f"speaker splits overlap: {sorted(overlap)}"  # by construction
+
+        self._dict_items = dict_items
+        self._train_items = _balanced_subset(train_items, self.n_train_utterances, _rng(self.seed, _S_SUBSET))
+        self._test_items = _balanced_subset(test_items, self.n_test_utterances, None)
+        if not self._dict_items or not self._train_items or not self._test_items:
+            raise DataError(
+                f"empty split: {len(self._dict_items)} dictionary, {len(self._train_items)} training and "
+                f"{len(self._test_items)} test utterances"
+            )
+
+        self.noises = noises
+        self.noise_split = {k: int(round(self.noise_train_fraction * v.numel())) for k, v in noises.items()}
+        for k, wave in noises.items():
+            split = self.noise_split[k]
+            if split < 1 or split >= wave.numel():
+                raise DataError(f"the {k} noise ({wave.numel()} samples) is too short to split")
+        self._cache.clear()
+        self._ready = True
+
+    def _timit_items(self, root: Path) -> tuple[list[_SpeechItem], list[_SpeechItem], list[_SpeechItem]]:
+        utts = index_timit(root)
+        test = core_test_set(utts)
+        pool = dictionary_pool(utts)
+
+        def items(us) -> list[_SpeechItem]:
+            return [_SpeechItem(u.speaker, u.name, path=u.path) for u in us]
+
+        if test:
+            if len(test) != 192:
+                log.warning("TIMIT core test set under %s has %d utterances (expected 192)", root, len(test))
+            train_speakers = sorted({u.speaker for u in pool if u.split == "TRAIN"})
+            if len(train_speakers) < 2:
+                raise CorpusLayoutError(
+                    f"TIMIT at {root} has {len(train_speakers)} TRAIN speakers with SI/SX utterances; need >= 2 "
+                    "(dictionary and encoder-training speakers must differ)"
+                )
+            perm = _rng(self.seed, _S_SPLIT).permutation(len(train_speakers))
+            shuffled = [train_speakers[i] for i in perm]
+            n_dict = min(max(1, round(self.dict_speaker_fraction * len(shuffled))), len(shuffled) - 1)
+            dict_spk, train_spk = set(shuffled[:n_dict]), set(shuffled[n_dict:])
+            pool = [u for u in pool if u.split == "TRAIN"]
+            return (
+                items(u for u in pool if u.speaker in dict_spk),
+                items(u for u in pool if u.speaker in train_spk),
+                items(test),
+            )
+        if any(u.split == "TEST" for u in utts):
+            raise CorpusLayoutError(
+                f"TIMIT at {root} has a TEST split but none of the 24 core test speakers (e.g. TEST/DR1/MDAB0)"
+            )
+        # No TRAIN/TEST split (e.g. NLTK's sample): split its speakers like the demo corpus.
+        log.warning(
+            "TIMIT at %s has no TRAIN/TEST split; splitting its %s speakers 1/2, 1/4, 1/4",
+            root,
+            len({u.speaker for u in pool}),
+        )
+        dict_spk, train_spk, test_spk = _three_way_speaker_split(sorted({u.speaker for u in pool}))
+        return (
+            items(u for u in pool if u.speaker in dict_spk),
+            items(u for u in pool if u.speaker in train_spk),
+            items(u for u in pool if u.speaker in test_spk),
+        )
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise RuntimeError("SpeechDataModule.setup() must be called before requesting data")
+
+    # ----------------------------------------------------------------------------------------------------
+    # Noise parts
+
+    def noise_train_part(self, kind: str) -> torch.Tensor:
+        """The training part (first ``noise_train_fraction``) of a noise.
+
+        Shape:
+            - output: ``(noise_split[kind],)``.
+        """
+        self._check_ready()
+        return self.noises[kind][: self.noise_split[kind]]
+
+    def noise_test_part(self, kind: str) -> torch.Tensor:
+        """The test part (the rest) of a noise.
+
+        Shape:
+            - output: ``(len(noise) - noise_split[kind],)``.
+        """
+        self._check_ready()
+        return self.noises[kind][self.noise_split[kind] :]
+
+    # ----------------------------------------------------------------------------------------------------
+    # Dictionary frames
+
+    def speech_dictionary_frames(self) -> torch.Tensor:
+        """Magnitude frames of the dictionary speakers' speech.
+
+        The dictionary utterances are visited in a seeded random order; each one's near-silent frames are
+        dropped (see :func:`drop_silent_frames`), and utterances are added until ``dict_speech_frames``
+        frames are collected; then exactly that many are picked at random (in time order). When the
+        dictionary speakers have fewer non-silent frames, all are returned (and a message is logged).
+
+        Shape:
+            - output: ``(257, min(dict_speech_frames, available))``, float32, nonnegative.
+        """
+        self._check_ready()
+        if "speech_frames" not in self._cache:
+            rng = _rng(self.seed, _S_DICT_SPEECH)
+            order = rng.permutation(len(self._dict_items))
+            mats, total = [], 0
+            for i in order:
+                mag = drop_silent_frames(magnitude(self._dict_items[i].load()), self.silence_threshold_db)
+                mats.append(mag)
+                total += mag.shape[1]
+                if total >= self.dict_speech_frames:
+                    break
+            X = select_frames(torch.cat(mats, dim=1), self.dict_speech_frames, rng)
+            if X.shape[1] < self.dict_speech_frames:
+                log.info(
+                    "speech dictionary: only %d non-silent frames available (asked %d)",
+                    X.shape[1],
+                    self.dict_speech_frames,
+                )
+            self._cache["speech_frames"] = X
+        return self._cache["speech_frames"]  # type: ignore[return-value]
+
+    def noise_dictionary_frames(self, kind: str | None = None) -> torch.Tensor:
+        """Magnitude frames of the training part of the noise(s).
+
+        Frames are picked at random (seeded, in time order) from the STFT of the training part only; the
+        test part never contributes, not even through the STFT's padding. Pooled: half of
+        ``dict_noise_frames`` from each noise (4500 + 4500 by default; factory gets the odd frame), factory
+        frames first. No frame is dropped: noise has no pauses.
+
+        Args:
+            kind: Only this noise's frames (pooled: its half); None: all, concatenated.
+
+        Shape:
+            - output: ``(257, min(dict_noise_frames, available))``, float32, nonnegative.
+        """
+        self._check_ready()
+        if kind is not None and kind not in self.noise_kinds:
+            raise ConfigError(f"noise {kind!r} is not part of this data module (noise={self.noise!r})")
+        if "noise_frames" not in self._cache:
+            counts = self._noise_frame_counts()
+            per_kind = {}
+            for k in self.noise_kinds:
+                mag = magnitude(self.noise_train_part(k))
+                # Seed stream keyed by the noise, so babble frames are the same alone and pooled.
+                X = select_frames(mag, counts[k], _rng(self.seed, _S_DICT_NOISE, NOISE_CHOICES.index(k)))
+                if X.shape[1] < counts[k]:
+                    log.info(
+                        "%s noise dictionary: only %d frames in the training part (asked %d)",
+                        k,
+                        X.shape[1],
+                        counts[k],
+                    )
+                per_kind[k] = X
+            self._cache["noise_frames_by_kind"] = per_kind
+            self._cache["noise_frames"] = torch.cat([per_kind[k] for k in self.noise_kinds], dim=1)
+        if kind is not None:
+            return self._cache["noise_frames_by_kind"][kind]  # type: ignore[index]
+        return self._cache["noise_frames"]  # type: ignore[return-value]
+
+    def _noise_frame_counts(self) -> dict[str, int]:
+        k = len(self.noise_kinds)
+        base, extra = divmod(self.dict_noise_frames, k)
+        return {kind: base + (1 if i < extra else 0) for i, kind in enumerate(self.noise_kinds)}
+
+    def dictionary_dataloader(self, source: str = "speech", shuffle: bool = True) -> DataLoader:
+        """Frame batches ``(batch, 257)`` of the speech or noise dictionary frames (see :func:`frames_dataloader`)."""
+        if source not in ("speech", "noise"):
+            raise ConfigError(f"source must be 'speech' or 'noise', got {source!r}")
+        X = self.speech_dictionary_frames() if source == "speech" else self.noise_dictionary_frames()
+        return frames_dataloader(
+            X, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed, num_workers=self.num_workers
+        )
+
+    # ----------------------------------------------------------------------------------------------------
+    # Mixtures
+
+    def _mix(
+        self,
+        item: _SpeechItem,
+        speech: torch.Tensor,
+        kind: str,
+        snr: float,
+        rng: np.random.Generator,
+        test: bool,
+    ) -> Mixture:
+        noise = self.noises[kind]
+        split = self.noise_split[kind]
+        lo, hi = (split, noise.numel()) if test else (0, split)
+        part = "test" if test else "training"
+        if speech.numel() > hi - lo:
+            raise DataError(
+                f"the {part} part of the {kind} noise ({(hi - lo) / self.sr:.2f} s) is shorter than utterance "
+                f"{item.name} ({speech.numel() / self.sr:.2f} s); use a longer noise (demo_noise_seconds) or "
+                "change noise_train_fraction"
+            )
+        offset = lo + random_noise_segment(hi - lo, speech.numel(), rng)
+        mixture, scaled = mix_at_snr(speech, noise, snr, offset=offset)
+        # Keep |mixture| <= 1 (a waveform contract, and PESQ/wav writing expect it) by scaling all three
+        # signals together, which preserves both the SNR and mixture = speech + noise.
+        peak = float(np.abs(mixture.numpy()).max())
+        scale = 1.0
+        if peak > _MAX_PEAK:
+            scale = _MAX_PEAK / peak
+            # numpy, not torch: torch's thread pool makes these small element-wise ops slow on busy CPUs.
+            speech, scaled, mixture = (
+                torch.from_numpy(x.numpy() * np.float32(scale)) for x in (speech, scaled, mixture)
+            )
+        return Mixture(
+            name=f"{item.name}_{kind}_{_snr_tag(snr)}",
+            snr=float(snr),
+            noise_kind=kind,
+            speech=speech.to(torch.float32),
+            noise=scaled.to(torch.float32),
+            mixture=mixture.to(torch.float32),
+            sr=self.sr,
+            speaker=item.speaker,
+            utterance=item.name,
+            noise_offset=int(offset),
+            scale=scale,
+        )
+
+    def iter_training_mixtures(self) -> Iterator[Mixture]:
+        """Yield the training mixtures one at a time (same order and content as :meth:`training_mixtures`)."""
+        self._check_ready()
+        snr_rng = _rng(self.seed, _S_TRAIN_MIX)
+        k = 0
+        for i, item in enumerate(self._train_items):
+            speech = item.load()
+            for r in range(self.mixtures_per_train_utterance):
+                kind = self.noise_kinds[k % len(self.noise_kinds)]
+                snr = float(snr_rng.choice(self.train_snrs))
+                rng = _rng(self.seed, _S_TRAIN_MIX, i, r)
+                yield self._mix(item, speech, kind, snr, rng, test=False)
+                k += 1
+
+    def training_mixtures(self) -> list[Mixture]:
+        """Mixtures of the encoder-training utterances (cached).
+
+        Each training utterance is mixed ``mixtures_per_train_utterance`` times (default once) at an SNR drawn
+        uniformly from ``train_snrs``, with a noise segment at a random offset in the training part of the
+        noise; pooled: the noise kind alternates factory, babble, factory, ...
+
+        Returns:
+            Mixtures in a fixed order.
+        """
+        if "train" not in self._cache:
+            self._cache["train"] = list(self.iter_training_mixtures())
+        return self._cache["train"]  # type: ignore[return-value]
+
+    def iter_test_mixtures(self) -> Iterator[tuple[float, Mixture]]:
+        """Yield ``(snr, mixture)`` pairs one at a time (same content as :meth:`test_mixtures`), without caching."""
+        self._check_ready()
+        for i, item in enumerate(self._test_items):
+            speech = item.load()
+            for kind in self.noise_kinds:
+                for snr in self.test_snrs:
+                    # One noise offset per (utterance, noise), shared by all SNRs, so the SNR curve compares like
+                    # with like; keyed by the noise's name, so a babble-only run and a pooled run test on the same
+                    # babble mixtures.
+                    rng = _rng(self.seed, _S_TEST_MIX, i, NOISE_CHOICES.index(kind))
+                    yield snr, self._mix(item, speech, kind, snr, rng, test=True)
+
+    def test_mixtures(self) -> dict[float, list[Mixture]]:
+        """Test mixtures keyed by SNR (cached).
+
+        Every test utterance is mixed at every SNR of ``test_snrs`` with a segment from the test part of the
+        noise (pooled: with each noise, so every list holds both kinds; see ``Mixture.noise_kind``).
+
+        Returns:
+            ``{snr: [Mixture, ...]}`` in the order of ``test_snrs``; keys are ints when the SNRs are whole.
+        """
+        if "test" not in self._cache:
+            out: dict[float, list[Mixture]] = {_key(s): [] for s in self.test_snrs}
+            for snr, mix in self.iter_test_mixtures():
+                out[_key(snr)].append(mix)
+            self._cache["test"] = out
+        return self._cache["test"]  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------------------------------------------
+    # Introspection
+
+    @property
+    def test_utterances(self) -> list[str]:
+        """Names of the test utterances."""
+        self._check_ready()
+        return [it.name for it in self._test_items]
+
+    @property
+    def train_utterances(self) -> list[str]:
+        """Names of the encoder-training utterances."""
+        self._check_ready()
+        return [it.name for it in self._train_items]
+
+    def summary(self) -> dict[str, object]:
+        """Plain-dict description of the data (for metrics.json and logs)."""
+        self._check_ready()
+        out: dict[str, object] = {
+            "corpus": self.corpus,
+            "noise": self.noise,
+            "seed": self.seed,
+            "sample_rate": self.sr,
+            "dictionary_speakers": self.dictionary_speakers,
+            "train_speakers": self.train_speakers,
+            "test_speakers": self.test_speakers,
+            "n_dictionary_utterances": len(self._dict_items),
+            "n_train_utterances": len(self._train_items),
+            "n_test_utterances": len(self._test_items),
+            "train_snrs": list(self.train_snrs),
+            "test_snrs": list(self.test_snrs),
+            "noise_seconds": {k: v.numel() / self.sr for k, v in self.noises.items()},
+            "noise_train_seconds": {k: s / self.sr for k, s in self.noise_split.items()},
+            "noise_sources": dict(self.noise_sources),
+        }
+        if "speech_frames" in self._cache:
+            out["dict_speech_frames"] = int(self.speech_dictionary_frames().shape[1])
+        if "noise_frames" in self._cache:
+            out["dict_noise_frames"] = int(self.noise_dictionary_frames().shape[1])
+        return out
+
+
+def _key(snr: float) -> float:
+    return int(snr) if float(snr).is_integer() else float(snr)

@@ -1,0 +1,77 @@
+"""Fixtures for the data tests: writers for NIST SPHERE and RIFF files with known content."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def _sphere_bytes(
+    samples: np.ndarray, sr: int, sample_count: int | None = None, big_endian: bool = False
+) -> bytes:
+    """A TIMIT-style NIST_1A file: 1024-byte ASCII header + 16-bit PCM."""
+    samples = np.asarray(samples, dtype=np.int16)
+    fields = [
+        "database_id -s5 TIMIT",
+        "database_version -s3 1.0",
+        "utterance_id -s8 test_sa1",
+        "channel_count -i 1",
+        f"sample_count -i {len(samples) if sample_count is None else sample_count}",
+        f"sample_rate -i {sr}",
+        f"sample_min -i {int(samples.min())}",
+        f"sample_max -i {int(samples.max())}",
+        "sample_n_bytes -i 2",
+        f"sample_byte_format -s2 {'10' if big_endian else '01'}",
+        "sample_sig_bits -i 16",
+        "end_head",
+    ]
+    header = ("NIST_1A\n   1024\n" + "\n".join(fields) + "\n").encode("ascii")
+    header = header + b" " * (1024 - len(header))
+    assert len(header) == 1024
+    return header + samples.astype(">i2" if big_endian else "<i2").tobytes()
+
+
+@pytest.fixture
+def write_sphere() -> Callable[..., Path]:
+    """``write_sphere(path, int16_samples, sr=16000, sample_count=None, big_endian=False) -> path``."""
+
+    def write(
+        path: Path,
+        samples: np.ndarray,
+        sr: int = 16000,
+        sample_count: int | None = None,
+        big_endian: bool = False,
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_sphere_bytes(samples, sr, sample_count, big_endian))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_riff() -> Callable[..., Path]:
+    """``write_riff(path, float_samples, sr=16000, subtype="PCM_16") -> path``."""
+
+    def write(path: Path, samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.asarray(samples), sr, subtype=subtype, format="WAV")
+        return path
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """Data tests work on vectors of 10^4-10^5 samples, where torch's intra-op thread pool only adds overhead
+    (a lot of it on a busy CI machine); restore the setting afterwards so other test folders are unaffected."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,224 @@
+"""Audio reading (SPHERE, RIFF, MAT), failure messages, resampling and writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.io
+import soundfile as sf
+import torch
+
+from vaenmf.data.audio import read_audio, read_sphere_header, resample, write_wav
+from vaenmf.errors import AudioReadError, DataError
+
+
+@pytest.fixture
+def pcm() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-20000, 20000, size=16000).astype(np.int16)
+    x[:2] = [-32768, 32767]  # the extremes must survive exactly
+    return x
+
+
+# --------------------------------------------------------------------------------------------------------
+# SPHERE
+
+
+def test_sphere_samples_exact(tmp_path, write_sphere, pcm):
+    # A '.WAV' extension, as in TIMIT: the format must be told by the bytes, not the name.
+    path = write_sphere(tmp_path / "SA1.WAV", pcm)
+    wave, sr = read_audio(path)
+    assert sr == 16000
+    assert wave.dtype == torch.float32 and wave.shape == (pcm.size,)
+    np.testing.assert_array_equal(wave.numpy(), pcm.astype(np.float32) / 32768.0)
+
+
+def test_sphere_big_endian(tmp_path, write_sphere, pcm):
+    path = write_sphere(tmp_path / "be.wav", pcm, big_endian=True)
+    wave, _ = read_audio(path)
+    np.testing.assert_array_equal(wave.numpy(), pcm.astype(np.float32) / 32768.0)
+
+
+def test_sphere_header_parsed(tmp_path, write_sphere, pcm):
+    header = read_sphere_header(write_sphere(tmp_path / "a.wav", pcm, sr=8000))
+    assert header["sample_count"] == pcm.size
+    assert header["sample_rate"] == 8000
+    assert header["database_id"] == "TIMIT"
+    assert header["header_bytes"] == 1024
+
+
+def test_sphere_truncated_raises(tmp_path, write_sphere, pcm):
+    path = write_sphere(tmp_path / "cut.wav", pcm[:8000], sample_count=pcm.size)
+    with pytest.raises(AudioReadError, match="truncated SPHERE") as info:
+        read_audio(path)
+    assert "cut.wav" in str(info.value)
+
+
+def test_sphere_header_only_raises(tmp_path, write_sphere, pcm):
+    path = write_sphere(tmp_path / "hdr.wav", pcm)
+    path.write_bytes(path.read_bytes()[:600])  # cut inside the header
+    with pytest.raises(AudioReadError, match="hdr.wav"):
+        read_audio(path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# RIFF
+
+
+def test_riff_pcm16_exact(tmp_path, write_riff, pcm):
+    path = write_riff(tmp_path / "x.WAV", pcm.astype(np.float32) / 32768.0, sr=22050)
+    wave, sr = read_audio(path)
+    assert sr == 22050
+    np.testing.assert_array_equal(wave.numpy(), pcm.astype(np.float32) / 32768.0)
+
+
+def test_riff_truncated_raises(tmp_path, write_riff, pcm):
+    path = write_riff(tmp_path / "riffcut.wav", pcm.astype(np.float32) / 32768.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # cut mid-data
+    with pytest.raises(AudioReadError, match="truncated RIFF") as info:
+        read_audio(path)
+    assert "riffcut.wav" in str(info.value)
+
+
+def test_riff_without_data_chunk_raises(tmp_path, write_riff, pcm):
+    path = write_riff(tmp_path / "nodata.wav", pcm.astype(np.float32) / 32768.0)
+    path.write_bytes(path.read_bytes()[:30])  # cut inside the fmt chunk
+    with pytest.raises(AudioReadError, match="nodata.wav"):
+        read_audio(path)
+
+
+def test_riff_empty_raises(tmp_path, write_riff):
+    path = write_riff(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
+    with pytest.raises(AudioReadError, match="no samples"):
+        read_audio(path)
+
+
+def test_riff_nan_raises(tmp_path, write_riff):
+    x = np.zeros(1000, dtype=np.float32)
+    x[10] = np.nan
+    path = write_riff(tmp_path / "nan.wav", x, subtype="FLOAT")
+    with pytest.raises(AudioReadError, match="NaN"):
+        read_audio(path)
+
+
+def test_stereo_is_averaged(tmp_path, write_riff):
+    rng = np.random.default_rng(1)
+    x = (rng.uniform(-0.5, 0.5, size=(4000, 2))).astype(np.float32)
+    path = write_riff(tmp_path / "st.wav", x, subtype="FLOAT")
+    wave, _ = read_audio(path)
+    np.testing.assert_allclose(wave.numpy(), x.mean(axis=1), atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bad files
+
+
+def test_garbage_raises(tmp_path):
+    path = tmp_path / "garbage.wav"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(AudioReadError, match="unknown format") as info:
+        read_audio(path)
+    assert "garbage.wav" in str(info.value)
+
+
+def test_missing_raises(tmp_path):
+    with pytest.raises(AudioReadError, match="missing"):
+        read_audio(tmp_path / "nope.wav")
+
+
+def test_directory_raises(tmp_path):
+    with pytest.raises(AudioReadError, match="directory"):
+        read_audio(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# MAT (NOISEX-92 style)
+
+
+def test_mat_noisex_style(tmp_path, pcm):
+    path = tmp_path / "factory1.mat"
+    scipy.io.savemat(str(path), {"factory1": pcm.astype(np.float64)[:, None]})
+    wave, sr = read_audio(path)
+    assert sr == 19980  # NOISEX-92 rate, since .mat stores none
+    np.testing.assert_allclose(wave.numpy(), pcm / 32768.0, atol=1e-7)
+    wave16, sr16 = read_audio(path, target_sr=16000)
+    assert sr16 == 16000
+    assert wave16.numel() == int(np.ceil(pcm.size * 800 / 999))
+
+
+def test_mat_single_other_variable_and_rate(tmp_path):
+    x = np.sin(np.arange(1000) / 10.0) * 0.5
+    path = tmp_path / "noise.mat"
+    scipy.io.savemat(str(path), {"sig": x})  # stored as (1, 1000): a row vector
+    wave, sr = read_audio(path, mat_sample_rate=8000)
+    assert sr == 8000
+    np.testing.assert_allclose(wave.numpy(), x, atol=1e-7)  # already in [-1, 1]: not rescaled
+
+
+def test_mat_ambiguous_raises(tmp_path):
+    path = tmp_path / "babble.mat"
+    scipy.io.savemat(str(path), {"a": np.ones(10), "b": np.ones(10)})
+    with pytest.raises(AudioReadError, match="'babble'"):
+        read_audio(path)
+
+
+def test_mat_nan_raises(tmp_path):
+    x = np.zeros(100)
+    x[3] = np.nan
+    path = tmp_path / "babble.mat"
+    scipy.io.savemat(str(path), {"babble": x})
+    with pytest.raises(AudioReadError, match="NaN"):
+        read_audio(path)
+
+
+def test_mat_garbage_raises(tmp_path):
+    path = tmp_path / "factory1.mat"
+    path.write_bytes(b"MATLAB 5.0 MAT-file" + b"\x00" * 20)
+    with pytest.raises(AudioReadError, match="factory1.mat"):
+        read_audio(path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Resampling and writing
+
+
+def test_resample_19980_to_16000_keeps_frequency():
+    sr_in, f = 19980, 1000.0
+    t = np.arange(2 * sr_in) / sr_in
+    x = torch.from_numpy((0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32))
+    y = resample(x, sr_in, 16000)
+    assert y.numel() == int(np.ceil(x.numel() * 16000 / sr_in)) == 32000
+    spectrum = np.abs(np.fft.rfft(y.numpy() * np.hanning(y.numel())))
+    peak_hz = np.argmax(spectrum) * 16000 / y.numel()
+    assert abs(peak_hz - f) <= 16000 / y.numel()
+    assert abs(float(y[1000:-1000].abs().max()) - 0.5) < 0.01  # passband gain ~1
+
+
+def test_resample_noop_and_batched():
+    x = torch.randn(2, 3000)
+    assert resample(x, 16000, 16000) is x
+    y = resample(x, 22050, 16000)
+    assert y.shape == (2, int(np.ceil(3000 * 16000 / 22050)))
+
+
+def test_resample_bad_rate():
+    with pytest.raises(DataError, match="orig_sr"):
+        resample(torch.zeros(10), 0, 16000)
+
+
+def test_write_wav_round_trip_and_clipping(tmp_path):
+    x = torch.linspace(-1.5, 1.5, 1000)
+    path = write_wav(tmp_path / "out" / "enh.wav", x, 16000)
+    y, sr = read_audio(path)
+    assert sr == 16000
+    assert float(y.max()) <= 1.0 and float(y.min()) >= -1.0  # clipped, not wrapped around
+    inside = x.abs() < 0.99
+    assert float((y[inside] - x[inside]).abs().max()) <= 1.0 / 32768 + 1e-7
+    info = sf.info(str(path))
+    assert info.subtype == "PCM_16"
+
+
+def test_write_wav_rejects_nan(tmp_path):
+    with pytest.raises(DataError, match="NaN"):
+        write_wav(tmp_path / "bad.wav", torch.tensor([0.0, float("nan")]), 16000)
