@@ -1,1 +1,25 @@
-"""models."""
+"""Plain ``nn.Module`` models (no Lightning): VAE-NMF, its Gamma sampler and KL, and the Kang et al. DNN."""
+
+from vaenmf.models.encoding_dnn import EncodingDNN, stack_context
+from vaenmf.models.gamma import (
+    AUTO_BOOST_SHAPE,
+    SAMPLERS,
+    kl_gamma,
+    rsvi_boost,
+    sample_gamma,
+    sample_gamma_rsvi,
+)
+from vaenmf.models.vae_nmf import LIKELIHOODS, VAENMF
+
+__all__ = [
+    "AUTO_BOOST_SHAPE",
+    "LIKELIHOODS",
+    "SAMPLERS",
+    "VAENMF",
+    "EncodingDNN",
+    "kl_gamma",
+    "rsvi_boost",
+    "sample_gamma",
+    "sample_gamma_rsvi",
+    "stack_context",
+]

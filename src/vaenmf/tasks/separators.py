@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch.utils.data import DataLoader, TensorDataset
 
+from vaenmf.data.features import magnitude
 from vaenmf.errors import ConfigError
-from vaenmf.nmf.masks import separate_mu
+from vaenmf.models.encoding_dnn import stack_context
+from vaenmf.nmf.masks import separate_mu, separate_with_activations
+from vaenmf.nmf.updates import fit_activations
+
+log = logging.getLogger(__name__)
 
 
 class Separator(Protocol):
@@ -65,3 +74,108 @@ def build_mu_separator(cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.T
     return MUSeparator(
         W_speech, W_noise, beta=float(cfg.beta), n_iter=int(cfg.n_iter), l1=float(cfg.l1), mask_power=float(cfg.mask_power)
     )
+
+
+def encoder_training_pairs(
+    mixtures: Sequence[Any],
+    W_speech: torch.Tensor,
+    W_noise: torch.Tensor,
+    context: int = 0,
+    beta: float = 1.0,
+    n_iter: int = 100,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of the Kang et al. encoding DNN from training mixtures.
+
+    The input is the noisy magnitude frame (stacked with ``context`` frames each side); the target is
+    ``[h^s; h^n]``, the activations of the clean speech with ``W^s`` fixed and of the scaled noise actually
+    mixed with ``W^n`` fixed. Activations are column-wise independent, so all utterances' frames are fitted
+    in one call.
+
+    Args:
+        mixtures: Objects with ``mixture``, ``speech`` and ``noise`` waveforms (``vaenmf.data.speech.Mixture``).
+        W_speech, W_noise: The fixed dictionaries.
+        context: Context frames on each side.
+        beta: Divergence of the target activations.
+        n_iter: Multiplicative updates for the targets.
+
+    Shape:
+        Returns inputs ``(N, m (2 c + 1))`` and targets ``(N, r_s + r_n)`` over the ``N`` frames of all mixtures.
+
+    References:
+        Kang et al. 2014, Sec. III.
+    """
+    if not mixtures:
+        raise ConfigError("the encoding DNN needs training mixtures, but the data module provided none")
+    inputs, speech_mags, noise_mags = [], [], []
+    for mix in mixtures:
+        inputs.append(stack_context(magnitude(mix.mixture).T, context))
+        speech_mags.append(magnitude(mix.speech))
+        noise_mags.append(magnitude(mix.noise))
+    S = torch.cat(speech_mags, dim=1).to(W_speech.dtype)
+    N = torch.cat(noise_mags, dim=1).to(W_noise.dtype)
+    H_speech = fit_activations(S, W_speech, beta=beta, n_iter=n_iter)
+    H_noise = fit_activations(N, W_noise, beta=beta, n_iter=n_iter)
+    return torch.cat(inputs).to(W_speech.dtype), torch.cat([H_speech, H_noise]).T.contiguous()
+
+
+class DNNSeparator:
+    """Activations predicted by a trained encoding DNN, then the Wiener-type mask.
+
+    Args:
+        system: A trained :class:`~vaenmf.systems.EncodingDNNSystem`.
+        W_speech, W_noise: The dictionaries whose activations it predicts.
+        mask_power: Exponent ``p`` of the mask.
+    """
+
+    def __init__(self, system: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_power: float = 2.0) -> None:
+        self.model = system.model.cpu().eval()
+        self.W_speech = W_speech
+        self.W_noise = W_noise
+        self.mask_power = mask_power
+
+    @torch.no_grad()
+    def __call__(self, mixture_mag: torch.Tensor) -> torch.Tensor:
+        x = stack_context(mixture_mag.T, self.model.context).to(self.W_speech.dtype)
+        H_speech, H_noise = self.model.split(self.model(x))
+        return separate_with_activations(
+            mixture_mag.to(self.W_speech.dtype), self.W_speech, self.W_noise, H_speech.T, H_noise.T, self.mask_power
+        )
+
+
+def build_dnn_separator(
+    cfg: DictConfig, job: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, datamodule: Any, seed: int
+) -> DNNSeparator:
+    """Train the ``separator=dnn`` encoder on the data module's training mixtures and wrap it.
+
+    Training mixtures come from the training split only (other speakers than the test set, the training part
+    of the noise). The last ``val_fraction`` of them are held out to log a validation MSE.
+    """
+    mixtures = datamodule.training_mixtures()
+    inputs, targets = encoder_training_pairs(
+        mixtures, W_speech, W_noise, context=int(cfg.system.context), beta=float(cfg.target_beta),
+        n_iter=int(cfg.target_n_iter),
+    )
+    n_val_mixtures = int(round(len(mixtures) * float(cfg.val_fraction)))
+    n_val_frames = sum(mix.mixture.shape[-1] // 128 + 1 for mix in mixtures[len(mixtures) - n_val_mixtures :])
+    n_train = inputs.shape[0] - n_val_frames if n_val_mixtures else inputs.shape[0]
+    log.info("encoder: %d training frames, %d validation frames from %d mixtures", n_train,
+             inputs.shape[0] - n_train, len(mixtures))
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(
+        TensorDataset(inputs[:n_train], targets[:n_train]), batch_size=int(cfg.batch_size), shuffle=True,
+        generator=generator, drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
+    )
+    val_loader = (
+        DataLoader(TensorDataset(inputs[n_train:], targets[n_train:]), batch_size=1024) if n_train < inputs.shape[0] else None
+    )
+    system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1])
+    if W_noise.shape[1] != W_speech.shape[1]:
+        raise ConfigError(
+            f"the encoding DNN predicts r activations per dictionary: speech rank {W_speech.shape[1]} and noise "
+            f"rank {W_noise.shape[1]} must be equal"
+        )
+    stage = "encoder"
+    trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if val_loader else 0)
+    trainer.fit(system, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                ckpt_path=job.resume_checkpoint(stage))
+    return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power))

@@ -22,7 +22,7 @@ from vaenmf.errors import ConfigError
 from vaenmf.metrics import score_utterance
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
 from vaenmf.tasks.runtime import JobContext
-from vaenmf.tasks.separators import Separator, build_mu_separator
+from vaenmf.tasks.separators import Separator, build_dnn_separator, build_mu_separator
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,9 @@ def build_separator(cfg: DictConfig, job: JobContext, W_speech: torch.Tensor, W_
     name = cfg.separator.name
     if name == "mu":
         return build_mu_separator(cfg.separator, W_speech, W_noise)
-    raise ConfigError(f"separator.name must be one of ['mu'], got {name!r}")
+    if name == "dnn":
+        return build_dnn_separator(cfg.separator, job, W_speech, W_noise, datamodule, int(cfg.seed))
+    raise ConfigError(f"separator.name must be one of ['mu', 'dnn'], got {name!r}")
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
