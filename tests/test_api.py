@@ -42,3 +42,41 @@ def test_fit_dictionary_bad_input():
         vaenmf.fit_dictionary(X, method="pca", rank=3)
     with pytest.raises(ConfigError, match="unknown options"):
         vaenmf.fit_dictionary(X, rank=3, learning_rate=0.1)
+
+
+def test_fit_dictionary_vae_nmf_and_encode():
+    W_true, X = _planted(m=10, n=600, r=3, seed=1)
+    model = vaenmf.VAENMFEstimator(rank=3, max_epochs=150, seed=0, likelihood="gaussian", noise_var=0.01)
+    model.fit(X)
+    W = model.dictionary_
+    assert W.shape == (10, 3) and (W >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(W, axis=0), 1.0, rtol=1e-5)
+    Z = vaenmf.encode(model, X)
+    assert Z.shape == (3, 600) and (Z > 0).all()
+    # The posterior mean reconstructs the data much better than a constant would.
+    err = np.linalg.norm(X - W @ Z) / np.linalg.norm(X - X.mean(axis=1, keepdims=True))
+    assert err < 0.3
+    # ... and its dictionary is the planted one (columns paired by the Hungarian method).
+    from scipy.optimize import linear_sum_assignment
+
+    cosine = W_true.T @ W
+    rows, cols = linear_sum_assignment(-cosine)
+    assert cosine[rows, cols].mean() > 0.95
+    samples = vaenmf.encode(model, X, kind="sample", n_samples=4, seed=3)
+    assert samples.shape == (4, 3, 600) and (samples >= 0).all()
+    np.testing.assert_array_equal(samples, vaenmf.encode(model, X, kind="sample", n_samples=4, seed=3))
+    # Same seed, same dictionary through the functional entry point.
+    W2 = vaenmf.fit_dictionary(X, method="vae_nmf", rank=3, max_iter=150, seed=0, likelihood="gaussian", noise_var=0.01)
+    np.testing.assert_allclose(W2, W, rtol=1e-5, atol=1e-6)
+
+
+def test_vae_nmf_estimator_errors():
+    _, X = _planted(m=10, n=50, r=3)
+    with pytest.raises(vaenmf.errors.VaenmfError, match="not fitted"):
+        vaenmf.VAENMFEstimator(rank=3).encode(X)
+    with pytest.raises(DataError, match="larger than min"):
+        vaenmf.fit_dictionary(X, method="vae_nmf", rank=11, max_iter=1)
+    with pytest.raises(DataError, match="NaN"):
+        vaenmf.fit_dictionary(np.full((10, 50), np.nan), method="vae_nmf", rank=3, max_iter=1)
+    with pytest.raises(ConfigError, match="unknown option"):
+        vaenmf.fit_dictionary(X, method="vae_nmf", rank=3, max_iter=1, colour="red")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "fit_dictionary", "encode"]
+__all__ = ["VAENMFEstimator", "__version__", "encode", "fit_dictionary"]
 
 
 def __getattr__(name: str):
@@ -18,4 +18,8 @@ def __getattr__(name: str):
         from vaenmf import api
 
         return getattr(api, name)
+    if name == "VAENMFEstimator":
+        from vaenmf.estimators import VAENMFEstimator
+
+        return VAENMFEstimator
     raise AttributeError(f"module 'vaenmf' has no attribute {name!r}")

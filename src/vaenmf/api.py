@@ -4,6 +4,11 @@ Example::
 
     import numpy as np, vaenmf
     W = vaenmf.fit_dictionary(X, method="nmf", rank=40, beta=1, max_iter=200)   # X: (m, n) >= 0
+    W = vaenmf.fit_dictionary(X, method="vae_nmf", rank=40, max_iter=60)        # max_iter = epochs
+
+    model = vaenmf.VAENMFEstimator(rank=4, max_epochs=100).fit(X)
+    Z = vaenmf.encode(model, X)                        # posterior mean, (r, n); X ~ model.dictionary_ @ Z
+    Zs = vaenmf.encode(model, X, kind="sample", n_samples=10)
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import torch
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.fit import nmf, normalize_dictionary
 
-METHODS = ("nmf",)
+METHODS = ("nmf", "vae_nmf")
 
 
 def fit_dictionary(
@@ -33,14 +38,16 @@ def fit_dictionary(
 
     Args:
         X: Nonnegative data, one column per frame (e.g. a magnitude spectrogram, F x T).
-        method: ``"nmf"`` (Lee-Seung multiplicative updates).
+        method: ``"nmf"`` (Lee-Seung multiplicative updates) or ``"vae_nmf"`` (the paper's VAE).
         rank: Number of atoms ``r <= min(m, n)``.
         seed: Seed of every random choice.
         beta: Divergence of NMF (0 IS, 1 KL, 2 Euclidean).
         max_iter: Multiplicative-update iterations for NMF; epochs for trained models.
         device: ``"cpu"``, ``"cuda"``, ... (same code on every device).
         **overrides: Method-specific options; for NMF ``l1``, ``tol``, ``eps``, ``normalize``
-            (``"l2"`` default, ``"l1"`` or ``"none"``) and ``dtype``.
+            (``"l2"`` default, ``"l1"`` or ``"none"``) and ``dtype``; for VAE-NMF those of
+            :class:`~vaenmf.estimators.VAENMFEstimator` (``batch_size``, ``lr``, ``likelihood``, ``sampler``, ...).
+            ``beta`` is NMF's divergence and is ignored by VAE-NMF (its likelihood is ``likelihood=``).
 
     Returns:
         The dictionary ``W`` as a float numpy array, columns normalised as requested.
@@ -61,4 +68,29 @@ def fit_dictionary(
         result = nmf(X, rank, beta=beta, max_iter=max_iter, seed=seed, device=device, **overrides)
         W = result.W if normalize == "none" else normalize_dictionary(result.W, norm=normalize)[0]
         return W.detach().cpu().numpy()
+    if method == "vae_nmf":
+        from vaenmf.estimators import VAENMFEstimator
+
+        model = VAENMFEstimator(rank=rank, max_epochs=max_iter, seed=seed, device=device, **overrides)
+        return model.fit(X).dictionary_
     raise ConfigError(f"method must be one of {list(METHODS)}, got {method!r}")
+
+
+def encode(
+    model: Any, X: np.ndarray | torch.Tensor, kind: str = "mean", n_samples: int = 1, seed: int | None = None
+) -> np.ndarray:
+    """Posterior activations of ``X`` under a fitted VAE-NMF model (mean, or samples).
+
+    Args:
+        model: A fitted :class:`~vaenmf.estimators.VAENMFEstimator`.
+        X: Nonnegative ``(m, n)`` data.
+        kind: ``"mean"`` or ``"sample"``.
+        n_samples: Samples to draw when ``kind="sample"``.
+        seed: Seed of the samples.
+
+    Returns:
+        ``(r, n)``, or ``(n_samples, r, n)`` for several samples, in the units of ``model.dictionary_``.
+    """
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"encode needs a fitted VAENMFEstimator, got {type(model).__name__}")
+    return model.encode(X, kind=kind, n_samples=n_samples, seed=seed)
