@@ -76,6 +76,10 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     try:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        if cfg.get("torch_threads"):
+            import torch
+
+            torch.set_num_threads(int(cfg.torch_threads))
         task = get_task(str(cfg.task))
         metrics = {**header, **task(cfg, job), "status": "ok"}
         return metrics

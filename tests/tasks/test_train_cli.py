@@ -73,3 +73,39 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path):
     assert (out / "config.yaml").is_file()
     assert (out / "csv" / "speech_dict" / "metrics.csv").is_file()
     assert (out / "checkpoints" / "speech_dict" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("logger", ["none", "wandb"])
+def test_other_loggers(tmp_path, logger):
+    out = tmp_path / "job"
+    overrides = [
+        "experiment=smoke", f"logger={logger}", f"paths.output_root={tmp_path}", f"hydra.run.dir={out}",
+        "model.max_iter=5", "data.n_test_utterances=1", "data.test_snrs=[0]",
+    ]
+    # W&B offline: files under the job directory, nothing sent anywhere.
+    result = _run(overrides, tmp_path, env_extra={"WANDB_MODE": "offline"} if logger == "wandb" else None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["status"] == "ok"
+    if logger == "wandb":
+        runs = list((out / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, list(out.rglob("*"))
+        assert list(runs[0].glob("*.wandb"))
+    else:
+        assert not (out / "wandb").exists() and not (out / "csv").exists()
+
+
+def test_vae_nmf_column_end_to_end(tmp_path):
+    out = tmp_path / "job"
+    result = _run(
+        ["experiment=smoke", "model=vae_nmf", f"paths.output_root={tmp_path}", f"hydra.run.dir={out}",
+         "model.max_iter=15", "separator.max_epochs=15", "data.test_snrs=[-5]"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("vae_nmf", "dnn", "ok")
+    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+    assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
+    header = (out / "csv" / "speech_dict" / "metrics.csv").read_text().splitlines()[0]
+    for key in ("speech_dict/elbo_epoch", "speech_dict/kl_epoch", "speech_dict/neg_fraction_epoch"):
+        assert key in header

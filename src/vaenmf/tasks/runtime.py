@@ -23,7 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parents[1]
 
 #: Config groups that say where and how results are recorded, not what is computed; the config hash ignores them.
-NON_SCIENTIFIC_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "task_name", "cache_dictionaries")
+NON_SCIENTIFIC_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "task_name", "cache_dictionaries", "torch_threads")
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:

@@ -1,0 +1,54 @@
+"""Activation estimators of the speech task: MU and the Kang et al. encoding DNN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaenmf.data.features import magnitude
+from vaenmf.nmf import fit_activations
+from vaenmf.tasks.separators import MUSeparator, encoder_training_pairs
+
+
+@dataclass
+class _Mix:
+    speech: torch.Tensor
+    noise: torch.Tensor
+    mixture: torch.Tensor
+
+
+def _mixtures(n=3, length=4000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / 16000
+    out = []
+    for i in range(n):
+        speech = 0.3 * torch.sin(2 * torch.pi * (200 + 50 * i) * t) * torch.hann_window(length)
+        noise = 0.05 * torch.randn(length, generator=g)
+        out.append(_Mix(speech, noise, speech + noise))
+    return out
+
+
+def test_encoder_training_pairs_are_the_fixed_dictionary_activations():
+    mixtures = _mixtures()
+    g = torch.Generator().manual_seed(1)
+    W_s, W_n = torch.rand(257, 5, generator=g), torch.rand(257, 5, generator=g)
+    inputs, targets = encoder_training_pairs(mixtures, W_s, W_n, context=1, n_iter=30)
+    frames = [magnitude(m.mixture).shape[1] for m in mixtures]
+    assert inputs.shape == (sum(frames), 257 * 3)
+    assert targets.shape == (sum(frames), 10)
+    assert (targets >= 0).all()
+    # The centre block of the stacked input is the noisy magnitude frame itself.
+    torch.testing.assert_close(inputs[: frames[0], 257:514], magnitude(mixtures[0].mixture).T)
+    # Targets of the first utterance: speech activations with W^s fixed, noise activations with W^n fixed.
+    S = torch.cat([magnitude(m.speech) for m in mixtures], dim=1)
+    torch.testing.assert_close(targets[:, :5], fit_activations(S, W_s, n_iter=30).T)
+
+
+def test_mu_separator_output_is_a_masked_mixture():
+    g = torch.Generator().manual_seed(2)
+    W_s, W_n = torch.rand(257, 4, generator=g), torch.rand(257, 4, generator=g)
+    Y = torch.rand(257, 50, generator=g)
+    estimate = MUSeparator(W_s, W_n, n_iter=20)(Y)
+    assert estimate.shape == Y.shape
+    assert (estimate >= 0).all() and (estimate <= Y + 1e-6).all()
