@@ -16,7 +16,7 @@ help:
 	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
-	@echo "make bench       benchmarks -> outputs/bench/*.json"
+	@echo "make bench       benchmarks -> outputs/bench/{nmf,vae_nmf}.json"
 	@echo "make lint        ruff"
 	@echo "make clean       remove outputs and caches (keeps .venv)"
 
@@ -44,6 +44,7 @@ test-realdata: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_nmf.py --out outputs/bench/nmf.json
+	$(BIN)/python scripts/bench_vae.py --out outputs/bench/vae_nmf.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
