@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
+import csv
+
 import pytest
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
@@ -18,6 +20,11 @@ def _trainer(max_epochs: int, **kwargs) -> pl.Trainer:
     defaults = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                     enable_progress_bar=False, enable_model_summary=False)
     return pl.Trainer(max_epochs=max_epochs, **{**defaults, **kwargs})
+
+
+def _csv_rows(root) -> list[dict[str, str]]:
+    with open(next(root.rglob("metrics.csv"))) as fh:
+        return list(csv.DictReader(fh))
 
 
 def _data(m=30, n=200, r=4, seed=0):
@@ -53,9 +60,7 @@ def test_nmf_system_logs_a_decreasing_divergence(tmp_path):
     X = _data()
     system = NMFSystem(n_features=30, n_frames=200, rank=4, eval_every=1, log_prefix="speech_dict/")
     _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(system, datamodule=MatrixDataModule(X))
-    import csv
-
-    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    rows = _csv_rows(tmp_path)
     values = [float(r["speech_dict/divergence"]) for r in rows if r.get("speech_dict/divergence")]
     assert len(values) == 30
     assert all(b <= a * (1 + 1e-6) for a, b in zip(values, values[1:], strict=False))
@@ -77,9 +82,7 @@ def test_vae_nmf_system_trains_and_logs(tmp_path):
     pl.seed_everything(0)
     system = VAENMFSystem(n_features=20, rank=4, likelihood="poisson", log_prefix="d/", seed=0)
     _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(system, datamodule=MatrixDataModule(X, batch_size=64))
-    import csv
-
-    rows = [r for r in csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))) if r.get("d/loss_epoch")]
+    rows = [r for r in _csv_rows(tmp_path) if r.get("d/loss_epoch")]
     for key in ("d/recon_epoch", "d/kl_epoch", "d/penalty_epoch", "d/elbo_epoch", "d/neg_fraction_epoch",
                 "d/neg_mass_epoch"):
         assert rows[-1][key] != ""
