@@ -282,17 +282,23 @@ def score_utterance(
         - all inputs: ``(samples,)``.
 
     References:
-        See :func:`bss_eval_speech`, :func:`pesq_scores`, :func:`stoi_score`.
+        See :func:`bss_eval_speech` (computed by :class:`vaenmf.bss_eval.SpeechBSSEval`, which shares the
+        reference-side work between the two estimates), :func:`pesq_scores`, :func:`stoi_score`.
     """
     s = _as_signal(speech, "speech")
     n = _as_signal(noise, "noise")
     s_hat = _as_signal(estimate, "estimate")
     y = _as_signal(mixture, "mixture")
     _same_length(speech=s, noise=n, estimate=s_hat, mixture=y)
+    from vaenmf.bss_eval import SpeechBSSEval
+
+    # The same BSS Eval v3 numbers as bss_eval_speech (tested to 0.01 dB), with the references' Gram matrices
+    # built once for both the estimate and the mixture.
+    bss = SpeechBSSEval(np.stack([s, n]))
     out: dict[str, float] = {}
     for suffix, est in (("", s_hat), ("_input", y)):
         scores: dict[str, float] = {}
-        scores.update(bss_eval_speech(s, n, est, y))
+        scores.update(bss(est))
         scores.update(pesq_scores(s, est, sr))
         scores["stoi"] = stoi_score(s, est, sr)
         out.update({f"{k}{suffix}": scores[k] for k in SCORE_KEYS})
