@@ -237,3 +237,30 @@ def test_init_dictionary_and_data_scaled_reset() -> None:
     # E[W z] under the prior (E z = alpha0 = 1) is about the per-feature data mean.
     ratio = (w.sum(1) / x.mean(0)).mean()
     assert 0.5 < float(ratio) < 1.5
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "poisson", "exponential"])
+def test_loss_decreases_on_demo_speech(likelihood: str) -> None:
+    """The paper's architecture (m = 257, 400-400, rank 40) on frames of the embedded demo speech corpus."""
+    from vaenmf.data.matrix import MatrixDataModule
+    from vaenmf.data.speech import SpeechDataModule
+
+    dm = SpeechDataModule(dict_speech_frames=1024, demo_speakers=4, demo_utts_per_speaker=2, demo_noise_seconds=5)
+    dm.setup()
+    X = dm.speech_dictionary_frames()
+    torch.manual_seed(0)
+    model = VAENMF(257, 40, likelihood=likelihood, noise_var=1.0)
+    g = torch.Generator().manual_seed(0)
+    model.reset_dictionary(X.T, generator=g)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
+    losses = []
+    for _ in range(6):
+        for batch in MatrixDataModule(X, batch_size=128).train_dataloader():
+            optimizer.zero_grad()
+            out = model(batch, generator=g)
+            out["loss"].backward()
+            optimizer.step()
+            losses.append(out["loss"].item())
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.1 * abs(np.mean(losses[:8]))
+    assert (model.dictionary() >= 0).all()
