@@ -80,6 +80,9 @@ COLUMN_KEYS: dict[str, tuple[str, str]] = {
     "DNN": ("drnn", "drnn"),
     "VAE-NMF": ("vae_nmf", "dnn"),
 }
+#: Dictionary methods this version of the package can run; a paper column of any other method without a job is
+#: marked "not implemented" rather than "missing".
+IMPLEMENTED_METHODS: frozenset[str] = frozenset({"nmf", "vae_nmf"})
 #: Paper metric -> key in a job's ``summary[snr]``.
 METRIC_KEYS: dict[str, str] = {"sdr": "sdr", "sir": "sir", "sar": "sar", "pesq": "pesq_nb"}
 METRIC_LABELS: dict[str, str] = {"sdr": "SDR", "sir": "SIR", "sar": "SAR", "pesq": "PESQ"}
@@ -670,6 +673,8 @@ def build_table(
         for row in PAPER_ROWS:
             for metric in PAPER_METRICS:
                 cell = _aggregate(jobs_at, noises, seeds, row, METRIC_KEYS[metric], expected)
+                if method not in IMPLEMENTED_METHODS and not any(jobs_at.values()):
+                    cell.status = "not implemented"
                 cell.paper = paper_value(table, column, row, metric)
                 cells[(row, column, metric)] = cell
     unattributed = [
