@@ -64,14 +64,3 @@ def write_riff() -> Callable[..., Path]:
 
     return write
 
-
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Data tests work on vectors of 10^4-10^5 samples, where torch's intra-op thread pool only adds overhead
-    (a lot of it on a busy CI machine); restore the setting afterwards so other test folders are unaffected."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -59,6 +59,36 @@ def test_fast_in_place_iteration_equals_reference_updates(beta):
     torch.testing.assert_close(H, H_ref, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [1, 64, 299, 300, 4096, None])
+def test_kl_iteration_block_size_does_not_change_the_updates(chunk):
+    # Single-column blocks, a partial last block, one exact block, a block larger than the data, the default.
+    from vaenmf.nmf.updates import kl_iteration_
+
+    X, _, _ = _problem(n=300)
+    W, H = init_factors(X, 5, seed=4)
+    W_ref, H_ref = W.clone(), H.clone()
+    for _ in range(3):
+        H_ref = update_h(X, W_ref, H_ref, 1)
+        W_ref = update_w(X, W_ref, H_ref, 1)
+        kl_iteration_(X, W, H, chunk=chunk)
+    torch.testing.assert_close(W, W_ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(H, H_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [1, 2])
+def test_float32_fast_path_tracks_float64_reference(beta):
+    X, _, _ = _problem(n=300)
+    W0, H0 = init_factors(X, 5, seed=5)
+    W_ref, H_ref = W0.clone(), H0.clone()
+    for _ in range(30):
+        H_ref = update_h(X, W_ref, H_ref, beta)
+        W_ref = update_w(X, W_ref, H_ref, beta)
+    res = nmf(X.float(), 5, beta=beta, max_iter=30, W0=W0.float(), H0=H0.float(), eval_every=0)
+    loss32 = beta_divergence(X, res.W.double() @ res.H.double(), beta).item()
+    loss64 = beta_divergence(X, W_ref @ H_ref, beta).item()
+    assert loss32 == pytest.approx(loss64, rel=1e-4)
+
+
 @pytest.mark.parametrize("beta", [1, 2])
 def test_fixed_dictionary_activations_recover_known_h(beta):
     g = torch.Generator().manual_seed(3)

@@ -16,6 +16,8 @@ TRAIN = [sys.executable, "-m", "vaenmf.train"]
 def _run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: int = 240):
     env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
     env.update(env_extra or {})
+    if "experiment=smoke" in args:
+        args = [*args, "torch_threads=1"]  # small networks: one thread is as fast, and robust on a busy machine
     return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
