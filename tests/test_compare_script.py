@@ -163,10 +163,26 @@ def test_dry_run_prints_command_without_running(compare, tmp_path, capsys, monke
     for piece in ("-m vaenmf.train -m model=vae_nmf", "model.system.likelihood=gaussian,poisson,exponential",
                   "model.system.sampler=rsvi,implicit", "separator=dnn", "noise=factory", "logger=csv",
                   "cache_dictionaries=false", "model.max_iter=5", "data.n_test_utterances=2", "seed=0",
-                  f"hydra.sweep.dir={out.resolve() / 'sweeps' / 'grid'}", f"paths.output_root={out.resolve()}",
-                  "++model.system.noise_var=0.1"):
+                  f"hydra.sweep.dir={out.resolve() / 'sweeps' / 'grid'}", f"paths.output_root={out.resolve()}"):
         assert piece in command
+    assert "noise_var" not in command  # the config's sigma^2 unless --gaussian-noise-var is given
     assert not out.exists()
+    assert compare.main(["--dry-run", "--out", str(out), "--gaussian-noise-var", "0.5"]) == 0
+    assert "++model.system.noise_var=0.5 " in capsys.readouterr().out
+
+
+def test_table_with_the_configs_noise_var(compare, tmp_path):
+    grid = tmp_path / "sweeps" / "grid"
+    _ok_job(grid / "0", _config("gaussian", "rsvi", 0, 0.3), [1, 2, 3, 4], [2.0] * 4, -9.0, (0, 0), 1.0, 2.0)
+    _ok_job(grid / "1", _config("poisson", "rsvi", 0), [1, 1, 1, 1], [2.0] * 4, -9.0, (0, 0), 1.0, 2.0)
+    argv = ["--out", str(tmp_path), "--table-only", "--likelihoods", "gaussian,poisson", "--samplers", "rsvi"]
+    assert compare.main(argv) == 0
+    payload = json.loads((tmp_path / "table.json").read_text())
+    assert [(r["likelihood"], r["noise_var"], r["status"]) for r in payload["rows"]] == [
+        ("gaussian", 0.3, "ok"), ("poisson", None, "ok")
+    ]
+    assert payload["settings"]["gaussian_noise_var"] == "the config's (0.3)"
+    assert "--gaussian-noise-var" not in payload["command"]
 
 
 def test_dry_run_sweeping_noise_var_splits_the_gaussian_multirun(compare, tmp_path, capsys):
