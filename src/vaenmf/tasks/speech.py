@@ -15,14 +15,13 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from vaenmf.data.features import magnitude_phase, resynthesise
 from vaenmf.errors import ConfigError
 from vaenmf.metrics import score_utterance
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
-from vaenmf.tasks.runtime import JobContext
+from vaenmf.tasks.runtime import JobContext, single_threaded
 from vaenmf.tasks.separators import Separator, build_dnn_separator, build_mu_separator
 
 log = logging.getLogger(__name__)
@@ -94,9 +93,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     test_sets = datamodule.test_mixtures()
     total = sum(len(v) for v in test_sets.values())
-    # Per-utterance work is small (1024 x 1024 BSS Eval systems, 257-bin spectrograms): one BLAS thread is as
-    # fast on an idle machine and many times faster on a busy one (measured: LU 0.02 s vs 0.22 s).
-    with threadpool_limits(limits=1, user_api="blas"), tqdm(
+    with single_threaded(), tqdm(
         total=total, desc="enhance+score", unit="utt", leave=False
     ) as progress:
         for snr, mixtures in test_sets.items():
