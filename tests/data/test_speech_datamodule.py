@@ -9,7 +9,7 @@ import torch
 
 from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
-from vaenmf.data.speech import SpeechDataModule, drop_silent_frames, frames_dataloader, select_frames
+from vaenmf.data.speech import SpeechDataModule, drop_silent_frames, select_frames
 from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
 from vaenmf.data.timit import CORE_TEST_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
@@ -207,24 +207,6 @@ def test_frame_helpers():
     sel = select_frames(X, 5, np.random.default_rng(0))
     assert sel.shape == (1, 5) and bool((sel[0, 1:] > sel[0, :-1]).all())
     assert select_frames(X, 50, np.random.default_rng(0)) is X
-
-
-def test_frames_dataloader():
-    X = torch.rand(257, 300)
-    Y = torch.rand(80, 300)
-    batches = list(frames_dataloader(X, batch_size=128, shuffle=False))
-    assert [b.shape for b in batches] == [(128, 257), (128, 257), (44, 257)]
-    assert torch.equal(torch.cat(batches).T, X)
-    a = [b for b in frames_dataloader(X, batch_size=64, seed=3)]
-    b = [b for b in frames_dataloader(X, batch_size=64, seed=3)]
-    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
-    x, y = next(iter(frames_dataloader(X, Y, batch_size=16, seed=0)))
-    assert x.shape == (16, 257) and y.shape == (16, 80)
-    # Rows stay paired: find each x row's column in X, the y row must be that column of Y.
-    idx = torch.cdist(x, X.T).argmin(dim=1)
-    assert torch.equal(y, Y[:, idx].T)
-    with pytest.raises(DataError, match="same number of frames"):
-        frames_dataloader(X, torch.rand(80, 299))
 
 
 @pytest.fixture

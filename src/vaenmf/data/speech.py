@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from vaenmf.data.audio import read_audio
 from vaenmf.data.features import SAMPLE_RATE, magnitude
@@ -49,7 +48,7 @@ from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utt
 from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
-__all__ = ["Mixture", "SpeechDataModule", "frames_dataloader", "select_frames", "drop_silent_frames"]
+__all__ = ["Mixture", "SpeechDataModule", "select_frames", "drop_silent_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -155,70 +154,6 @@ def select_frames(X: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Te
     return X[:, torch.from_numpy(idx)]
 
 
-class _Frames(Dataset):
-    def __init__(self, mats: Sequence[torch.Tensor]):
-        self.rows = [m.T.contiguous() for m in mats]
-
-    def __len__(self) -> int:
-        return self.rows[0].shape[0]
-
-    def __getitem__(self, i: int):
-        if len(self.rows) == 1:
-            return self.rows[0][i]
-        return tuple(r[i] for r in self.rows)
-
-
-def frames_dataloader(
-    X: torch.Tensor,
-    *others: torch.Tensor,
-    batch_size: int = 128,
-    shuffle: bool = True,
-    seed: int = 0,
-    drop_last: bool = False,
-    num_workers: int = 0,
-) -> DataLoader:
-    """A DataLoader over the columns (frames) of one or more ``(m_i, n)`` matrices.
-
-    With one matrix each batch is a tensor ``(batch, m)``; with several (e.g. inputs and targets) it is a
-    tuple of ``(batch, m_i)`` tensors taken at the same frame indices. Shuffling uses a generator seeded
-    with ``seed``, so the batch order is reproducible. Under DDP Lightning swaps in a DistributedSampler.
-
-    Args:
-        X: Data matrix, one column per frame.
-        *others: Further matrices with the same number of columns.
-        batch_size: Frames per batch.
-        shuffle: Shuffle frames every epoch.
-        seed: Seed of the shuffling generator.
-        drop_last: Drop the last incomplete batch.
-        num_workers: DataLoader worker processes (0: load in the main process, fine for in-memory frames).
-
-    Shape:
-        - X: ``(m, n)``; others: ``(m_i, n)``.
-        - batches: ``(batch, m)`` or a tuple of ``(batch, m_i)``.
-    """
-    mats = [X, *others]
-    for i, m in enumerate(mats):
-        if not isinstance(m, torch.Tensor) or m.ndim != 2:
-            raise DataError(
-                f"frames_dataloader expects 2-D (m, n) tensors; argument {i} is {type(m).__name__}"
-            )
-        if m.shape[1] != X.shape[1]:
-            raise DataError(
-                f"all matrices must have the same number of frames (columns): {X.shape[1]} vs {m.shape[1]}"
-            )
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
-    return DataLoader(
-        _Frames(mats),
-        batch_size=int(batch_size),
-        shuffle=shuffle,
-        generator=generator,
-        drop_last=drop_last,
-        num_workers=num_workers,
-    )
-
-
 def _gender_interleaved(speakers: Sequence[str]) -> list[str]:
     """Sort speakers, then alternate male/female (TIMIT and demo ids start with the gender letter)."""
     males = sorted(s for s in speakers if s.upper().startswith("M"))
@@ -310,8 +245,6 @@ class SpeechDataModule(pl.LightningDataModule):
         test_snrs: SNRs (dB) every test utterance is mixed at.
         noise_train_fraction: Leading fraction of each noise used for training; the rest is for testing.
         seed: Seed of every random choice (and of the demo corpora).
-        batch_size: Frames per batch of :meth:`dictionary_dataloader`.
-        num_workers: DataLoader workers.
         demo_speakers: Demo corpus speakers (>= 3; split 1/2 dictionary, 1/4 training, 1/4 test).
         demo_utts_per_speaker: Demo utterances per speaker.
         demo_noise_seconds: Duration of each demo noise.
@@ -338,8 +271,6 @@ class SpeechDataModule(pl.LightningDataModule):
         test_snrs: Sequence[float] = (-5, 0, 5, 10),
         noise_train_fraction: float = 0.6,
         seed: int = 0,
-        batch_size: int = 128,
-        num_workers: int = 0,
         demo_speakers: int = 8,
         demo_utts_per_speaker: int = 8,
         demo_noise_seconds: float = 60.0,
@@ -375,8 +306,6 @@ class SpeechDataModule(pl.LightningDataModule):
         self.test_snrs = _as_snrs(test_snrs, "data.test_snrs")
         self.noise_train_fraction = float(noise_train_fraction)
         self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        self.num_workers = int(num_workers)
         self.demo_speakers = int(demo_speakers)
         self.demo_utts_per_speaker = int(demo_utts_per_speaker)
         self.demo_noise_seconds = float(demo_noise_seconds)
@@ -615,15 +544,6 @@ class SpeechDataModule(pl.LightningDataModule):
         k = len(self.noise_kinds)
         base, extra = divmod(self.dict_noise_frames, k)
         return {kind: base + (1 if i < extra else 0) for i, kind in enumerate(self.noise_kinds)}
-
-    def dictionary_dataloader(self, source: str = "speech", shuffle: bool = True) -> DataLoader:
-        """Frame batches ``(batch, 257)`` of the speech or noise dictionary frames (see :func:`frames_dataloader`)."""
-        if source not in ("speech", "noise"):
-            raise ConfigError(f"source must be 'speech' or 'noise', got {source!r}")
-        X = self.speech_dictionary_frames() if source == "speech" else self.noise_dictionary_frames()
-        return frames_dataloader(
-            X, batch_size=self.batch_size, shuffle=shuffle, seed=self.seed, num_workers=self.num_workers
-        )
 
     # ----------------------------------------------------------------------------------------------------
     # Mixtures
