@@ -99,7 +99,8 @@ def fit_dictionary_stage(
     extra = [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
     trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra)
     log.info("%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1])
-    trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
+    with job.cpu_threads_for(minibatch=not full_batch):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
     W = system.dictionary()
     if cache is not None and key is not None and trainer.is_global_zero:
         cache.save(key, W)

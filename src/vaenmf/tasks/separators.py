@@ -176,6 +176,7 @@ def build_dnn_separator(
         )
     stage = "encoder"
     trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if val_loader else 0)
-    trainer.fit(system, train_dataloaders=train_loader, val_dataloaders=val_loader,
-                ckpt_path=job.resume_checkpoint(stage))
+    with job.cpu_threads_for(minibatch=True):
+        trainer.fit(system, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                    ckpt_path=job.resume_checkpoint(stage))
     return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power))
