@@ -78,21 +78,38 @@ def update_w(
     return _t(update_h(_t(X), _t(H), _t(W), beta=beta, eps=eps))
 
 
+#: Default size, in matrix entries (``m`` times the block's columns), of a block of the blocked KL iteration:
+#: 4 Mi entries, a 16 MiB float32 buffer for the model ``WH`` / ratio ``X / WH``. Measured on a 2-core AMD EPYC
+#: (Zen 4; 1 MiB L2 per core, 32 MiB L3) with torch 2.14 / MKL for m = 257, r = 40, n = 10000: with 2 threads
+#: a single 10000-column block took 7.1 ms per iteration against 7.95 ms for 2048-column blocks (every small
+#: GEMM is a separate parallel region, and its fork/join cost is not amortised); with 1 thread the block width
+#: made no measurable difference (the whole working set sits in L3). Fewer, larger blocks also suffer far less
+#: when other processes compete for the cores. Blocking still bounds the buffer for very long inputs.
+KL_BLOCK_ELEMENTS = 1 << 22
+
+
 def kl_iteration_(
-    X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, eps: float = EPS, chunk: int = 2048
+    X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, eps: float = EPS, chunk: int | None = None
 ) -> None:
-    """One full KL (beta = 1) iteration, H then W, in place and cache-blocked over columns.
+    """One full KL (beta = 1) iteration, H then W, in place and blocked over columns.
 
     Exactly the alternating updates ``H <- update_h(X, W, H)`` followed by ``W <- update_w(X, W, H)``: the
     H update of a block of columns needs only W (fixed during the H half-step), and the W update's numerator
-    ``(X / WH) H^T`` and denominator ``H 1`` are sums over columns, so both are accumulated block by block
-    while the block is still in cache. This halves the memory traffic of the two-pass form.
+    ``(X / WH) H^T`` and denominator ``H 1`` are sums over columns, so both are accumulated block by block.
+    The four ``m x r x block`` products run as BLAS calls writing into buffers allocated once per call
+    (``out=``, ``addmm_``); the only large temporary is one ``(m, block)`` buffer.
+
+    Args:
+        chunk: Columns per block (the last block may be shorter); default ``KL_BLOCK_ELEMENTS // m``.
 
     Shape:
         X: ``(m, n)``; W: ``(m, r)``; H: ``(r, n)``; both factors are updated in place.
     """
     m, n = X.shape
     r = W.shape[1]
+    if chunk is None:
+        chunk = max(1, KL_BLOCK_ELEMENTS // max(m, 1))
+    chunk = max(1, int(chunk))
     col_sums_w = W.sum(dim=0).unsqueeze(1).clamp_min_(eps)  # (r, 1)
     w_numerator = torch.zeros(m, r, dtype=W.dtype, device=W.device)
     h_row_sums = torch.zeros(r, dtype=W.dtype, device=W.device)
