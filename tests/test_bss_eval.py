@@ -35,7 +35,7 @@ def _estimates(s, n, seed=0):
     }
 
 
-def _check(s, n):
+def _check_against_mir_eval(s, n):
     evaluator = SpeechBSSEval(np.stack([s, n]))
     for name, est in _estimates(s, n).items():
         ours, ref = evaluator(est), _mir_eval_row0(s, n, est)
@@ -51,7 +51,7 @@ def test_matches_mir_eval_on_synthetic_signals():
     t = np.arange(12000) / 16000
     s = np.sin(2 * np.pi * 220 * t) * np.hanning(len(t)) + 0.01 * rng.standard_normal(len(t))
     n = 0.3 * rng.standard_normal(len(t))
-    _check(s, n)
+    _check_against_mir_eval(s, n)
 
 
 @pytest.mark.realdata
@@ -62,7 +62,7 @@ def test_matches_mir_eval_on_timit_and_noisex(shared_data):
     n, _ = read_audio(shared_data / "noisex92" / "kunaljathal_19k98_orig_rate" / "babble.wav", target_sr=16000)
     s = s.numpy().astype(np.float64)
     n = 0.5 * n.numpy()[: len(s)].astype(np.float64)
-    _check(s, n)
+    _check_against_mir_eval(s, n)
 
 
 def test_score_utterance_uses_the_same_numbers_as_the_mir_eval_wrapper():
