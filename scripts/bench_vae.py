@@ -36,6 +36,7 @@ def bench_sampler(batch: int, rank: int, repeats: int, number: int) -> dict[str,
     beta = (torch.rand(batch, rank, generator=g) + 0.5).requires_grad_()
     out: dict[str, float] = {}
     for sampler in ("rsvi", "implicit"):
+
         def forward(sampler=sampler):
             with torch.no_grad():
                 sample_gamma(alpha, beta, sampler=sampler)
@@ -46,7 +47,9 @@ def bench_sampler(batch: int, rank: int, repeats: int, number: int) -> dict[str,
         out[f"{sampler}_forward_s"] = _best_time(forward, repeats, number)
         out[f"{sampler}_forward_backward_s"] = _best_time(forward_backward, repeats, number)
     out["rsvi_over_implicit_forward"] = out["rsvi_forward_s"] / out["implicit_forward_s"]
-    out["rsvi_over_implicit_forward_backward"] = out["rsvi_forward_backward_s"] / out["implicit_forward_backward_s"]
+    out["rsvi_over_implicit_forward_backward"] = (
+        out["rsvi_forward_backward_s"] / out["implicit_forward_backward_s"]
+    )
     return out
 
 
@@ -98,11 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     s = report["sampler"]
-    print(f"Gamma sampler at ({args.batch}, {args.rank}): RSVI {s['rsvi_forward_s'] * 1e3:.3f} ms, "
-          f"implicit {s['implicit_forward_s'] * 1e3:.3f} ms per draw (RSVI/implicit = "
-          f"{s['rsvi_over_implicit_forward']:.2f}x; with backward {s['rsvi_over_implicit_forward_backward']:.2f}x)")
+    print(
+        f"Gamma sampler at ({args.batch}, {args.rank}): RSVI {s['rsvi_forward_s'] * 1e3:.3f} ms, "
+        f"implicit {s['implicit_forward_s'] * 1e3:.3f} ms per draw (RSVI/implicit = "
+        f"{s['rsvi_over_implicit_forward']:.2f}x; with backward {s['rsvi_over_implicit_forward_backward']:.2f}x)"
+    )
     for name, r in report["training"].items():
-        print(f"VAE-NMF training {name:22s} {r['frames_per_s']:10.0f} frames/s ({r['step_s'] * 1e3:.2f} ms/step)")
+        print(
+            f"VAE-NMF training {name:22s} {r['frames_per_s']:10.0f} frames/s ({r['step_s'] * 1e3:.2f} ms/step)"
+        )
     print(f"wrote {args.out}")
     return 0
 

@@ -53,7 +53,9 @@ def _csv_list(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/compare_vae"), help="output folder")
     parser.add_argument("--noise", default="factory", help="noise condition (factory, babble, pooled)")
     parser.add_argument("--epochs", type=int, default=None, help="model.max_iter (default: the config's)")
@@ -63,12 +65,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samplers", default=",".join(SAMPLERS), help="comma list")
     parser.add_argument("--seeds", default="0", help="comma list of seeds")
     parser.add_argument(
-        "--gaussian-noise-var", default=None,
+        "--gaussian-noise-var",
+        default=None,
         help="sigma^2 of the Gaussian likelihood (model.system.noise_var; default: the config's value); "
         "a comma list sweeps it",
     )
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="OMP/MKL threads of the jobs (0: leave the environment alone). One thread is about as fast for "
         "these small models and does not collapse when other processes share the cores",
     )
@@ -85,7 +90,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.noise_vars = [float(v) for v in _csv_list(args.gaussian_noise_var or "")]
     except ValueError:
         parser.error(f"--gaussian-noise-var must be numbers, got {args.gaussian_noise_var!r}")
-    for name, values, allowed in (("likelihood", args.likelihoods, LIKELIHOODS), ("sampler", args.samplers, SAMPLERS)):
+    for name, values, allowed in (
+        ("likelihood", args.likelihoods, LIKELIHOODS),
+        ("sampler", args.samplers, SAMPLERS),
+    ):
         bad = [v for v in values if v not in allowed]
         if bad or not values:
             parser.error(f"unknown or no {name}(s) {bad}; choose from {', '.join(allowed)}")
@@ -114,10 +122,14 @@ def regenerate_command(args: argparse.Namespace) -> str:
     if args.n_test is not None:
         parts += ["--n-test", str(args.n_test)]
     parts += [
-        "--separator", args.separator,
-        "--likelihoods", ",".join(args.likelihoods),
-        "--samplers", ",".join(args.samplers),
-        "--seeds", ",".join(str(s) for s in args.seeds),
+        "--separator",
+        args.separator,
+        "--likelihoods",
+        ",".join(args.likelihoods),
+        "--samplers",
+        ",".join(args.samplers),
+        "--seeds",
+        ",".join(str(s) for s in args.seeds),
     ]
     if args.threads != 1:
         parts += ["--threads", str(args.threads)]
@@ -163,8 +175,16 @@ def hydra_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     commands = []
     for name, grid in groups:
         argv = [
-            sys.executable, "-m", "vaenmf.train", "-m", "model=vae_nmf", *grid, samplers, *common,
-            f"hydra.sweep.dir={out / 'sweeps' / name}", *args.overrides,
+            sys.executable,
+            "-m",
+            "vaenmf.train",
+            "-m",
+            "model=vae_nmf",
+            *grid,
+            samplers,
+            *common,
+            f"hydra.sweep.dir={out / 'sweeps' / name}",
+            *args.overrides,
         ]
         commands.append((name, argv))
     return commands
@@ -361,8 +381,15 @@ def find_jobs(sweeps_root: Path) -> list[Job]:
 
 # ----------------------------------------------------------------------------------------------- the table
 VALUE_KEYS = (
-    "sdr_mean", "sdr_low", "pesq_nb_mean", "sdr_input_mean", "elbo", "neg_fraction", "neg_mass",
-    "dict_time_s", "total_time_s",
+    "sdr_mean",
+    "sdr_low",
+    "pesq_nb_mean",
+    "sdr_input_mean",
+    "elbo",
+    "neg_fraction",
+    "neg_mass",
+    "dict_time_s",
+    "total_time_s",
 )
 
 
@@ -444,7 +471,9 @@ def _num(value: float, digits: int) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def render_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], command: str, hydra: list[str]) -> str:
+def render_markdown(
+    rows: Sequence[dict[str, Any]], settings: dict[str, Any], command: str, hydra: list[str]
+) -> str:
     """``table.md``: the regenerating command, the table, the footnotes."""
     has_gaussian = any(r["likelihood"] == "gaussian" for r in rows)
     multi_var = len({r["noise_var"] for r in rows if r["likelihood"] == "gaussian"}) > 1
@@ -457,7 +486,8 @@ def render_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], co
         command,
         "```",
         "",
-        "which runs " + ("these Hydra multiruns" if len(hydra) > 1 else "this Hydra multirun")
+        "which runs "
+        + ("these Hydra multiruns" if len(hydra) > 1 else "this Hydra multirun")
         + (f" (with OMP_NUM_THREADS={settings['threads']}):" if settings["threads"] != "inherited" else ":"),
         "",
         "```bash",
@@ -475,8 +505,14 @@ def render_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], co
     if multi_var:
         header.append("sigma^2")
     header += [
-        "SDR mean (dB)", f"SDR {LOW_SNR} dB", "PESQ-NB mean", "ELBO/frame (speech dict) [b]",
-        "neg. W frac / mass [c]", "dict. time (s)", "total time (s)", "status",
+        "SDR mean (dB)",
+        f"SDR {LOW_SNR} dB",
+        "PESQ-NB mean",
+        "ELBO/frame (speech dict) [b]",
+        "neg. W frac / mass [c]",
+        "dict. time (s)",
+        "total time (s)",
+        "status",
     ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
@@ -489,9 +525,13 @@ def render_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], co
             if best is not None and not math.isnan(row["sdr_mean"]) and row["sdr_mean"] == best:
                 sdr = f"**{sdr}**"
             cells += [
-                sdr, _num(row["sdr_low"], 2), _num(row["pesq_nb_mean"], 2), _num(row["elbo"], 1),
+                sdr,
+                _num(row["sdr_low"], 2),
+                _num(row["pesq_nb_mean"], 2),
+                _num(row["elbo"], 1),
                 f"{_num(row['neg_fraction'], 2)} / {_num(row['neg_mass'], 3)}",
-                _num(row["dict_time_s"], 0), _num(row["total_time_s"], 0),
+                _num(row["dict_time_s"], 0),
+                _num(row["total_time_s"], 0),
             ]
         else:
             cells += ["failed"] + [""] * 6
@@ -506,7 +546,8 @@ def render_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], co
         "",
         f"SDR and PESQ-NB: of the enhanced test mixtures, averaged over the SNRs {settings['snrs']} dB (and over "
         "seeds); the unprocessed mixtures have a mean SDR of "
-        + (_num(_mean(inputs), 2) if inputs else "nan") + " dB. Best mean SDR in bold.",
+        + (_num(_mean(inputs), 2) if inputs else "nan")
+        + " dB. Best mean SDR in bold.",
         "",
         "[b] Training ELBO per frame (nats) of the speech dictionary: the mean over the last epoch of the "
         "one-sample estimate -(recon + KL). **ELBOs of different likelihoods are not comparable**: each is a "
@@ -550,9 +591,20 @@ def write_table(
         "epochs": epochs if epochs is not None else "default",
         "n_test": n_test if n_test is not None else "default",
         "seeds": ",".join(str(s) for s in args.seeds),
-        "gaussian_noise_var": ",".join(_fmt_var(v) for v in args.noise_vars) or "the config's ("
-        + (",".join(sorted({_fmt_var(r["noise_var"]) for r in rows
-                            if r["likelihood"] == "gaussian" and r["noise_var"] is not None})) or "unknown")
+        "gaussian_noise_var": ",".join(_fmt_var(v) for v in args.noise_vars)
+        or "the config's ("
+        + (
+            ",".join(
+                sorted(
+                    {
+                        _fmt_var(r["noise_var"])
+                        for r in rows
+                        if r["likelihood"] == "gaussian" and r["noise_var"] is not None
+                    }
+                )
+            )
+            or "unknown"
+        )
         + ")",
         "snrs": snrs,
         "threads": args.threads if args.threads > 0 else "inherited",
@@ -566,10 +618,10 @@ def write_table(
         "command": command,
         "hydra_commands": hydra_text,
         "settings": settings,
-        "rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows],
-        "ignored_jobs": [
-            str(j.path) for j in jobs if not any(str(j.path) in r["jobs"] for r in rows)
+        "rows": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
         ],
+        "ignored_jobs": [str(j.path) for j in jobs if not any(str(j.path) in r["jobs"] for r in rows)],
     }
     (out / "table.json").write_text(json.dumps(payload, indent=2) + "\n")
     return rows, markdown
@@ -591,8 +643,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweeps = out / "sweeps"
         if sweeps.exists() and any(sweeps.iterdir()):
             if not args.overwrite:
-                print(f"{sweeps} already holds a sweep; pass --overwrite to replace it, or --table-only",
-                      file=sys.stderr)
+                print(
+                    f"{sweeps} already holds a sweep; pass --overwrite to replace it, or --table-only",
+                    file=sys.stderr,
+                )
                 return 2
             shutil.rmtree(sweeps)
         start = time.time()

@@ -19,9 +19,13 @@ EXPERIMENTS = ("table1", "table2")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "reproduce")
-    parser.add_argument("--data-root", default=os.environ.get("DATA_ROOT"), help="real corpora (default: demo)")
+    parser.add_argument(
+        "--data-root", default=os.environ.get("DATA_ROOT"), help="real corpora (default: demo)"
+    )
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated subset")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job")
@@ -31,15 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = out / "sweeps"
     env = {**os.environ, "VAENMF_ROOT": str(REPO_ROOT)}
     data = ["data=speech_timit", f"paths.data_root={args.data_root}"] if args.data_root else []
-    print(f"vaenmf reproduce: corpora = {'real, under ' + args.data_root if args.data_root else 'embedded demo'}")
+    print(
+        f"vaenmf reproduce: corpora = {'real, under ' + args.data_root if args.data_root else 'embedded demo'}"
+    )
     failed = []
     start = time.time()
     for experiment in [e for e in args.experiments.split(",") if e]:
         if experiment not in EXPERIMENTS:
             parser.error(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
         command = [
-            sys.executable, "-m", "vaenmf.train", "-m", f"experiment={experiment}", f"seed={args.seeds}",
-            f"hydra.sweep.dir={sweeps / experiment}", f"paths.output_root={out}", *data, *args.overrides,
+            sys.executable,
+            "-m",
+            "vaenmf.train",
+            "-m",
+            f"experiment={experiment}",
+            f"seed={args.seeds}",
+            f"hydra.sweep.dir={sweeps / experiment}",
+            f"paths.output_root={out}",
+            *data,
+            *args.overrides,
         ]
         print(f"\n=== {experiment}: {' '.join(command[2:])}", flush=True)
         if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:

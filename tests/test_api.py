@@ -66,7 +66,9 @@ def test_fit_dictionary_vae_nmf_and_encode():
     assert samples.shape == (4, 3, 600) and (samples >= 0).all()
     np.testing.assert_array_equal(samples, vaenmf.encode(model, X, kind="sample", n_samples=4, seed=3))
     # Same seed, same dictionary through the functional entry point.
-    W2 = vaenmf.fit_dictionary(X, method="vae_nmf", rank=3, max_iter=150, seed=0, likelihood="gaussian", noise_var=0.01)
+    W2 = vaenmf.fit_dictionary(
+        X, method="vae_nmf", rank=3, max_iter=150, seed=0, likelihood="gaussian", noise_var=0.01
+    )
     np.testing.assert_allclose(W2, W, rtol=1e-5, atol=1e-6)
 
 

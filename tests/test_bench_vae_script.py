@@ -10,10 +10,30 @@ def test_bench_vae_writes_its_report(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "vae.json"
-    assert module.main(["--out", str(out), "--m", "16", "--rank", "4", "--batch", "8", "--steps", "2",
-                        "--repeats", "1", "--number", "2"]) == 0
+    assert (
+        module.main(
+            [
+                "--out",
+                str(out),
+                "--m",
+                "16",
+                "--rank",
+                "4",
+                "--batch",
+                "8",
+                "--steps",
+                "2",
+                "--repeats",
+                "1",
+                "--number",
+                "2",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["sampler"]["rsvi_forward_s"] > 0 and report["sampler"]["implicit_forward_s"] > 0
-    assert set(report["training"]) == {f"{lik}/{s}" for lik in ("gaussian", "poisson", "exponential")
-                                       for s in ("rsvi", "implicit")}
+    assert set(report["training"]) == {
+        f"{lik}/{s}" for lik in ("gaussian", "poisson", "exponential") for s in ("rsvi", "implicit")
+    }
     assert all(r["frames_per_s"] > 0 for r in report["training"].values())

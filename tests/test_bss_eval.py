@@ -59,7 +59,9 @@ def test_matches_mir_eval_on_timit_and_noisex(shared_data):
     from vaenmf.data.audio import read_audio
 
     s, _ = read_audio(shared_data / "timit_sample" / "dr1-fvmh0" / "sa1.wav")
-    n, _ = read_audio(shared_data / "noisex92" / "kunaljathal_19k98_orig_rate" / "babble.wav", target_sr=16000)
+    n, _ = read_audio(
+        shared_data / "noisex92" / "kunaljathal_19k98_orig_rate" / "babble.wav", target_sr=16000
+    )
     s = s.numpy().astype(np.float64)
     n = 0.5 * n.numpy()[: len(s)].astype(np.float64)
     _check_against_mir_eval(s, n)
@@ -68,7 +70,9 @@ def test_matches_mir_eval_on_timit_and_noisex(shared_data):
 def test_score_utterance_uses_the_same_numbers_as_the_mir_eval_wrapper():
     rng = np.random.default_rng(2)
     t = np.arange(16000) / 16000
-    s = 0.5 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(len(t))
+    s = 0.5 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(
+        len(t)
+    )
     n = 0.2 * rng.standard_normal(len(t))
     est = 0.9 * s + 0.1 * n
     scores = score_utterance(s, n, est, s + n)

@@ -29,25 +29,43 @@ def _config(likelihood: str, sampler: str, seed: int, noise_var: float | None = 
     system = {"likelihood": likelihood, "sampler": sampler, "rank": 40}
     if noise_var is not None:
         system["noise_var"] = noise_var
-    return {"seed": seed, "model": {"name": "vae_nmf", "max_iter": 7, "system": system},
-            "data": {"corpus": "demo", "n_test_utterances": 3}}
+    return {
+        "seed": seed,
+        "model": {"name": "vae_nmf", "max_iter": 7, "system": system},
+        "data": {"corpus": "demo", "n_test_utterances": 3},
+    }
 
 
-def _ok_job(job: Path, cfg: dict, sdr: list[float], pesq: list[float], elbo: float, neg: tuple[float, float],
-            dict_time: float, wall: float) -> None:
+def _ok_job(
+    job: Path,
+    cfg: dict,
+    sdr: list[float],
+    pesq: list[float],
+    elbo: float,
+    neg: tuple[float, float],
+    dict_time: float,
+    wall: float,
+) -> None:
     job.mkdir(parents=True)
     summary = {
         snr: {"sdr": s, "pesq_nb": p, "sdr_input": float(snr), "n_utterances": 3}
         for snr, s, p in zip(SNRS, sdr, pesq, strict=True)
     }
-    metrics = {"status": "ok", "summary": summary, "timings_s": {"data": 1.0, "dictionaries": dict_time},
-               "wall_time_s": wall, "config": cfg}
+    metrics = {
+        "status": "ok",
+        "summary": summary,
+        "timings_s": {"data": 1.0, "dictionaries": dict_time},
+        "wall_time_s": wall,
+        "config": cfg,
+    }
     (job / "metrics.json").write_text(json.dumps(metrics))
     stage = job / "csv" / "speech_dict"
     stage.mkdir(parents=True)
     # Lightning CSVLogger layout: step rows leave the epoch columns empty and vice versa.
-    header = "epoch,speech_dict/elbo_epoch,speech_dict/elbo_step,speech_dict/neg_fraction_epoch," \
-             "speech_dict/neg_mass_epoch,step\n"
+    header = (
+        "epoch,speech_dict/elbo_epoch,speech_dict/elbo_step,speech_dict/neg_fraction_epoch,"
+        "speech_dict/neg_mass_epoch,step\n"
+    )
     rows = [
         "0,,-500.0,,,9",
         "0,-400.0,,0.9,0.9,9",
@@ -60,23 +78,55 @@ def _ok_job(job: Path, cfg: dict, sdr: list[float], pesq: list[float], elbo: flo
 
 def _make_sweep(root: Path) -> None:
     grid = root / "sweeps" / "grid"
-    _ok_job(grid / "0", _config("gaussian", "rsvi", 0, 0.3), [1, 2, 3, 4], [1.0, 1.5, 2.0, 2.5], -200.0,
-            (0.5, 0.2), 10.0, 20.0)
-    _ok_job(grid / "1", _config("gaussian", "rsvi", 1, 0.3), [3, 4, 5, 6], [2.0, 2.5, 3.0, 3.5], -210.0,
-            (0.7, 0.4), 30.0, 40.0)
+    _ok_job(
+        grid / "0",
+        _config("gaussian", "rsvi", 0, 0.3),
+        [1, 2, 3, 4],
+        [1.0, 1.5, 2.0, 2.5],
+        -200.0,
+        (0.5, 0.2),
+        10.0,
+        20.0,
+    )
+    _ok_job(
+        grid / "1",
+        _config("gaussian", "rsvi", 1, 0.3),
+        [3, 4, 5, 6],
+        [2.0, 2.5, 3.0, 3.5],
+        -210.0,
+        (0.7, 0.4),
+        30.0,
+        40.0,
+    )
     # A Gaussian job with another sigma^2: not a cell of this grid, so ignored.
     _ok_job(grid / "2", _config("gaussian", "rsvi", 0, 1.0), [9, 9, 9, 9], [4.0] * 4, 0.0, (0, 0), 1, 1)
     failed = grid / "3"
     failed.mkdir(parents=True)
-    (failed / "metrics.json").write_text(json.dumps({
-        "status": "failed", "error": "DataError: NaN | in W", "config": _config("gaussian", "implicit", 0, 0.3)
-    }))
-    _ok_job(grid / "4", _config("gaussian", "implicit", 1, 0.3), [0, 0, 0, 0], [1.0] * 4, -300.0,
-            (0.1, 0.1), 5.0, 6.0)
+    (failed / "metrics.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "error": "DataError: NaN | in W",
+                "config": _config("gaussian", "implicit", 0, 0.3),
+            }
+        )
+    )
+    _ok_job(
+        grid / "4",
+        _config("gaussian", "implicit", 1, 0.3),
+        [0, 0, 0, 0],
+        [1.0] * 4,
+        -300.0,
+        (0.1, 0.1),
+        5.0,
+        6.0,
+    )
     # Killed before metrics.json: only run_job's config.yaml is there.
     crashed = grid / "5"
     crashed.mkdir(parents=True)
-    (crashed / "config.yaml").write_text("seed: 0\nmodel:\n  system:\n    likelihood: poisson\n    sampler: rsvi\n")
+    (crashed / "config.yaml").write_text(
+        "seed: 0\nmodel:\n  system:\n    likelihood: poisson\n    sampler: rsvi\n"
+    )
     # Killed even earlier: only Hydra's overrides.
     early = grid / "6" / ".hydra"
     early.mkdir(parents=True)
@@ -89,13 +139,30 @@ def _make_sweep(root: Path) -> None:
 def test_table_from_fake_jobs(compare, tmp_path, capsys):
     out = tmp_path / "cmp"
     _make_sweep(out)
-    argv = ["--out", str(out), "--table-only", "--likelihoods", "gaussian,poisson", "--samplers", "rsvi,implicit",
-            "--seeds", "0,1", "--gaussian-noise-var", "0.3", "--separator", "mu"]
+    argv = [
+        "--out",
+        str(out),
+        "--table-only",
+        "--likelihoods",
+        "gaussian,poisson",
+        "--samplers",
+        "rsvi,implicit",
+        "--seeds",
+        "0,1",
+        "--gaussian-noise-var",
+        "0.3",
+        "--separator",
+        "mu",
+    ]
     assert compare.main(argv) == 1  # some cells failed
     payload = json.loads((out / "table.json").read_text())
     rows = {(r["likelihood"], r["sampler"]): r for r in payload["rows"]}
-    assert list(rows) == [("gaussian", "rsvi"), ("gaussian", "implicit"), ("poisson", "rsvi"),
-                          ("poisson", "implicit")]
+    assert list(rows) == [
+        ("gaussian", "rsvi"),
+        ("gaussian", "implicit"),
+        ("poisson", "rsvi"),
+        ("poisson", "implicit"),
+    ]
 
     both = rows["gaussian", "rsvi"]
     assert both["status"] == "ok" and both["n_ok"] == 2 and both["noise_var"] == 0.3
@@ -127,7 +194,9 @@ def test_table_from_fake_jobs(compare, tmp_path, capsys):
     assert "vaenmf.train -m model=vae_nmf" in md
     table = [line for line in lines if line.startswith("| ")]
     assert len(table) == 1 + 4
-    assert table[1].startswith("| gaussian | rsvi | **3.50** | 2.00 | 2.25 | -205.0 | 0.60 / 0.300 | 20 | 30 | ok")
+    assert table[1].startswith(
+        "| gaussian | rsvi | **3.50** | 2.00 | 2.25 | -205.0 | 0.60 / 0.300 | 20 | 30 | ok"
+    )
     assert "| gaussian | implicit | 0.00 |" in table[2] and "partly failed (1/2)" in table[2]
     assert "DataError: NaN / in W" in table[2]  # a '|' in an error message does not break the table
     assert table[3].startswith("| poisson | rsvi | failed |") and "no metrics.json" in table[3]
@@ -160,10 +229,20 @@ def test_dry_run_prints_command_without_running(compare, tmp_path, capsys, monke
     assert printed[1] == "# environment: OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
     assert len(printed) == 3
     command = printed[2]
-    for piece in ("-m vaenmf.train -m model=vae_nmf", "model.system.likelihood=gaussian,poisson,exponential",
-                  "model.system.sampler=rsvi,implicit", "separator=dnn", "noise=factory", "logger=csv",
-                  "cache_dictionaries=false", "model.max_iter=5", "data.n_test_utterances=2", "seed=0",
-                  f"hydra.sweep.dir={out.resolve() / 'sweeps' / 'grid'}", f"paths.output_root={out.resolve()}"):
+    for piece in (
+        "-m vaenmf.train -m model=vae_nmf",
+        "model.system.likelihood=gaussian,poisson,exponential",
+        "model.system.sampler=rsvi,implicit",
+        "separator=dnn",
+        "noise=factory",
+        "logger=csv",
+        "cache_dictionaries=false",
+        "model.max_iter=5",
+        "data.n_test_utterances=2",
+        "seed=0",
+        f"hydra.sweep.dir={out.resolve() / 'sweeps' / 'grid'}",
+        f"paths.output_root={out.resolve()}",
+    ):
         assert piece in command
     assert "noise_var" not in command  # the config's sigma^2 unless --gaussian-noise-var is given
     assert not out.exists()
@@ -179,15 +258,27 @@ def test_table_with_the_configs_noise_var(compare, tmp_path):
     assert compare.main(argv) == 0
     payload = json.loads((tmp_path / "table.json").read_text())
     assert [(r["likelihood"], r["noise_var"], r["status"]) for r in payload["rows"]] == [
-        ("gaussian", 0.3, "ok"), ("poisson", None, "ok")
+        ("gaussian", 0.3, "ok"),
+        ("poisson", None, "ok"),
     ]
     assert payload["settings"]["gaussian_noise_var"] == "the config's (0.3)"
     assert "--gaussian-noise-var" not in payload["command"]
 
 
 def test_dry_run_sweeping_noise_var_splits_the_gaussian_multirun(compare, tmp_path, capsys):
-    argv = ["--dry-run", "--out", str(tmp_path), "--gaussian-noise-var", "0.1,1", "--samplers", "rsvi",
-            "--separator", "mu", "--seeds", "0,1"]
+    argv = [
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--gaussian-noise-var",
+        "0.1,1",
+        "--samplers",
+        "rsvi",
+        "--separator",
+        "mu",
+        "--seeds",
+        "0,1",
+    ]
     assert compare.main(argv) == 0
     printed = [line for line in capsys.readouterr().out.strip().splitlines() if not line.startswith("#")]
     assert len(printed) == 2

@@ -64,7 +64,9 @@ def fit_dictionary(
         allowed = {"l1", "tol", "eps", "dtype", "eval_every"}
         unknown = set(overrides) - allowed
         if unknown:
-            raise ConfigError(f"fit_dictionary(method='nmf') got unknown options {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise ConfigError(
+                f"fit_dictionary(method='nmf') got unknown options {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         result = nmf(X, rank, beta=beta, max_iter=max_iter, seed=seed, device=device, **overrides)
         W = result.W if normalize == "none" else normalize_dictionary(result.W, norm=normalize)[0]
         return W.detach().cpu().numpy()

@@ -83,13 +83,24 @@ class VAENMFEstimator:
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
         try:
-            system = VAENMFSystem(X.shape[0], self.rank, optimizer=optimizer, seed=self.seed, normalize="none",
-                                  **self.model_kwargs)
+            system = VAENMFSystem(
+                X.shape[0],
+                self.rank,
+                optimizer=optimizer,
+                seed=self.seed,
+                normalize="none",
+                **self.model_kwargs,
+            )
         except TypeError as err:
             raise ConfigError(f"VAENMFEstimator got an unknown option: {err}") from None
         trainer = pl.Trainer(
-            accelerator=_accelerator(self.device), devices=1, max_epochs=int(self.max_epochs), logger=False,
-            enable_checkpointing=False, enable_progress_bar=self.progress, enable_model_summary=False,
+            accelerator=_accelerator(self.device),
+            devices=1,
+            max_epochs=int(self.max_epochs),
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=self.progress,
+            enable_model_summary=False,
         )
         trainer.fit(system, datamodule=MatrixDataModule(X, batch_size=int(self.batch_size), seed=self.seed))
         self.system_ = system.cpu().eval()
@@ -139,7 +150,9 @@ class VAENMFEstimator:
         shape = (n_samples,) if n_samples > 1 else ()
         return sample_gamma(alpha, beta, sampler="implicit", generator=generator, sample_shape=shape).numpy()
 
-    def reconstruct(self, X: np.ndarray | torch.Tensor, kind: str = "mean", seed: int | None = None) -> np.ndarray:
+    def reconstruct(
+        self, X: np.ndarray | torch.Tensor, kind: str = "mean", seed: int | None = None
+    ) -> np.ndarray:
         """``dictionary_ @ encode(X)``.
 
         Shape:

@@ -63,4 +63,3 @@ def write_riff() -> Callable[..., Path]:
         return path
 
     return write
-

@@ -245,7 +245,9 @@ def test_loss_decreases_on_demo_speech(likelihood: str) -> None:
     from vaenmf.data.matrix import MatrixDataModule
     from vaenmf.data.speech import SpeechDataModule
 
-    dm = SpeechDataModule(dict_speech_frames=1024, demo_speakers=4, demo_utts_per_speaker=2, demo_noise_seconds=5)
+    dm = SpeechDataModule(
+        dict_speech_frames=1024, demo_speakers=4, demo_utts_per_speaker=2, demo_noise_seconds=5
+    )
     dm.setup()
     X = dm.speech_dictionary_frames()
     torch.manual_seed(0)

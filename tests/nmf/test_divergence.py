@@ -21,7 +21,9 @@ def test_closed_forms_elementwise():
     assert d[2] == pytest.approx(0.5 * (x - y) ** 2, rel=1e-12)
     assert d[1] == pytest.approx(x * math.log(x / y) - x + y, rel=1e-12)
     assert d[0] == pytest.approx(x / y - math.log(x / y) - 1, rel=1e-12)
-    assert d[0.5] == pytest.approx((x**0.5 + (0.5 - 1) * y**0.5 - 0.5 * x * y ** (-0.5)) / (0.5 * -0.5), rel=1e-12)
+    assert d[0.5] == pytest.approx(
+        (x**0.5 + (0.5 - 1) * y**0.5 - 0.5 * x * y ** (-0.5)) / (0.5 * -0.5), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("beta", [0, 0.5, 1, 1.5, 2])
@@ -45,7 +47,9 @@ def test_kl_handles_zeros_in_data():
 
 def test_reductions_and_bad_arguments():
     X, Y = _pair()
-    assert beta_divergence(X, Y, 2, reduction="mean").item() == pytest.approx(beta_divergence(X, Y, 2).item() / 35)
+    assert beta_divergence(X, Y, 2, reduction="mean").item() == pytest.approx(
+        beta_divergence(X, Y, 2).item() / 35
+    )
     with pytest.raises(ConfigError, match="reduction"):
         beta_divergence(X, Y, 2, reduction="max")
     with pytest.raises(ConfigError, match="beta"):

@@ -17,8 +17,14 @@ from vaenmf.systems import EncodingDNNSystem, NMFSystem, VAENMFSystem
 
 
 def _trainer(max_epochs: int, **kwargs) -> pl.Trainer:
-    defaults = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     return pl.Trainer(max_epochs=max_epochs, **{**defaults, **kwargs})
 
 
@@ -74,17 +80,28 @@ def test_nmf_system_rejects_bad_input():
     with pytest.raises(DataError, match="negative"):
         _trainer(1).fit(system, datamodule=MatrixDataModule(-_data()))
     with pytest.raises(ConfigError, match="whole"):
-        _trainer(1).fit(NMFSystem(n_features=30, n_frames=200, rank=4), datamodule=MatrixDataModule(_data(), batch_size=16))
+        _trainer(1).fit(
+            NMFSystem(n_features=30, n_frames=200, rank=4),
+            datamodule=MatrixDataModule(_data(), batch_size=16),
+        )
 
 
 def test_vae_nmf_system_trains_and_logs(tmp_path):
     X = _data(m=20, n=512) * 5
     pl.seed_everything(0)
     system = VAENMFSystem(n_features=20, rank=4, likelihood="poisson", log_prefix="d/", seed=0)
-    _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(system, datamodule=MatrixDataModule(X, batch_size=64))
+    _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(
+        system, datamodule=MatrixDataModule(X, batch_size=64)
+    )
     rows = [r for r in _csv_rows(tmp_path) if r.get("d/loss_epoch")]
-    for key in ("d/recon_epoch", "d/kl_epoch", "d/penalty_epoch", "d/elbo_epoch", "d/neg_fraction_epoch",
-                "d/neg_mass_epoch"):
+    for key in (
+        "d/recon_epoch",
+        "d/kl_epoch",
+        "d/penalty_epoch",
+        "d/elbo_epoch",
+        "d/neg_fraction_epoch",
+        "d/neg_mass_epoch",
+    ):
         assert rows[-1][key] != ""
     losses = [float(r["d/loss_epoch"]) for r in rows]
     assert losses[-1] < 0.7 * losses[0]
@@ -108,7 +125,9 @@ def test_encoding_dnn_system_fits_a_nonnegative_map():
     g = torch.Generator().manual_seed(0)
     inputs = torch.rand(512, 12, generator=g)
     targets = torch.nn.functional.softplus(inputs @ torch.randn(12, 6, generator=g))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=64, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(inputs, targets), batch_size=64, shuffle=True
+    )
     system = EncodingDNNSystem(n_features=12, rank=3, hidden=64)
     before = torch.nn.functional.mse_loss(system.model.eval()(inputs), targets).item()
     system.model.train()

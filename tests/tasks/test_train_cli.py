@@ -17,7 +17,10 @@ def _run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, ti
     env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
     env.update(env_extra or {})
     if "experiment=smoke" in args:
-        args = [*args, "torch_threads=1"]  # small networks: one thread is as fast, and robust on a busy machine
+        args = [
+            *args,
+            "torch_threads=1",
+        ]  # small networks: one thread is as fast, and robust on a busy machine
     return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -54,7 +57,12 @@ def test_invalid_noise_is_one_clear_error(tmp_path):
 def test_smoke_job_end_to_end_from_another_directory(tmp_path):
     out = tmp_path / "job"
     result = _run(
-        ["experiment=smoke", f"paths.output_root={tmp_path}", f"hydra.run.dir={out}", "cache_dictionaries=false"],
+        [
+            "experiment=smoke",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+            "cache_dictionaries=false",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -81,8 +89,13 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path):
 def test_other_loggers(tmp_path, logger):
     out = tmp_path / "job"
     overrides = [
-        "experiment=smoke", f"logger={logger}", f"paths.output_root={tmp_path}", f"hydra.run.dir={out}",
-        "model.max_iter=5", "data.n_test_utterances=1", "data.test_snrs=[0]",
+        "experiment=smoke",
+        f"logger={logger}",
+        f"paths.output_root={tmp_path}",
+        f"hydra.run.dir={out}",
+        "model.max_iter=5",
+        "data.n_test_utterances=1",
+        "data.test_snrs=[0]",
     ]
     # W&B offline: files under the job directory, nothing sent anywhere.
     result = _run(overrides, tmp_path, env_extra={"WANDB_MODE": "offline"} if logger == "wandb" else None)
@@ -99,8 +112,15 @@ def test_other_loggers(tmp_path, logger):
 def test_vae_nmf_column_end_to_end(tmp_path):
     out = tmp_path / "job"
     result = _run(
-        ["experiment=smoke", "model=vae_nmf", f"paths.output_root={tmp_path}", f"hydra.run.dir={out}",
-         "model.max_iter=15", "separator.max_epochs=15", "data.test_snrs=[-5]"],
+        [
+            "experiment=smoke",
+            "model=vae_nmf",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+            "model.max_iter=15",
+            "separator.max_epochs=15",
+            "data.test_snrs=[-5]",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -20,7 +20,9 @@ def check_beta(beta: float) -> float:
     try:
         value = float(beta)
     except (TypeError, ValueError):
-        raise ConfigError(f"beta must be a number (0 = Itakura-Saito, 1 = KL, 2 = Euclidean), got {beta!r}") from None
+        raise ConfigError(
+            f"beta must be a number (0 = Itakura-Saito, 1 = KL, 2 = Euclidean), got {beta!r}"
+        ) from None
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigError(f"beta must be finite, got {beta!r}")
     return value

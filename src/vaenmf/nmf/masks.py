@@ -76,5 +76,7 @@ def separate_mu(
     W = torch.cat([W_speech, W_noise], dim=-1)
     H = fit_activations(mixture_mag, W, beta=beta, n_iter=n_iter, l1=l1, eps=eps)
     r_s = W_speech.shape[-1]
-    estimate = separate_with_activations(mixture_mag, W_speech, W_noise, H[..., :r_s, :], H[..., r_s:, :], power, eps)
+    estimate = separate_with_activations(
+        mixture_mag, W_speech, W_noise, H[..., :r_s, :], H[..., r_s:, :], power, eps
+    )
     return estimate, H

@@ -191,7 +191,9 @@ def fit_activations(
     """
     if H0 is None:
         # A flat start at the right scale: W H0 matches the mean of X when W has its own column scale.
-        scale = X.mean(dim=(-2, -1), keepdim=True) / W.sum(dim=-2).mean(dim=-1, keepdim=True).unsqueeze(-1).clamp_min(eps)
+        scale = X.mean(dim=(-2, -1), keepdim=True) / W.sum(dim=-2).mean(dim=-1, keepdim=True).unsqueeze(
+            -1
+        ).clamp_min(eps)
         H = scale.expand(*X.shape[:-2], W.shape[-1], X.shape[-1]).clone()
     else:
         H = H0.clone()

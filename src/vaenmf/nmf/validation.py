@@ -9,7 +9,10 @@ from vaenmf.errors import DataError
 
 
 def as_nonnegative_tensor(
-    X: torch.Tensor | np.ndarray, name: str = "X", dtype: torch.dtype | None = None, device: str | torch.device | None = None
+    X: torch.Tensor | np.ndarray,
+    name: str = "X",
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Return ``X`` as a floating tensor after checking it is finite and nonnegative.
 

@@ -54,12 +54,24 @@ class EncodingDNNSystem(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         loss = F.mse_loss(self.model(inputs), targets)
-        self.log(f"{self.hparams.log_prefix}mse", loss.detach(), on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=inputs.shape[0])
+        self.log(
+            f"{self.hparams.log_prefix}mse",
+            loss.detach(),
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=inputs.shape[0],
+        )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         loss = F.mse_loss(self.model(inputs), targets)
-        self.log(f"{self.hparams.log_prefix}val_mse", loss, on_epoch=True, prog_bar=True, batch_size=inputs.shape[0])
+        self.log(
+            f"{self.hparams.log_prefix}val_mse",
+            loss,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=inputs.shape[0],
+        )
         return loss

@@ -96,7 +96,9 @@ class NMFSystem(pl.LightningModule):
         last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
         if self.hparams.eval_every and (epoch % self.hparams.eval_every == 0 or last):
             loss = beta_divergence(X, self.W @ self.H, self.hparams.beta) / X.numel()
-            self.log(f"{self.hparams.log_prefix}divergence", loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(
+                f"{self.hparams.log_prefix}divergence", loss, on_step=False, on_epoch=True, prog_bar=True
+            )
 
     @torch.no_grad()
     def dictionary(self) -> torch.Tensor:

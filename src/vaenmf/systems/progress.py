@@ -30,7 +30,11 @@ class EpochProgressBar(ProgressBar):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._enabled and trainer.is_global_zero:
             self._bar = tqdm(
-                total=trainer.max_epochs, initial=trainer.current_epoch, desc=self.description, unit="it", leave=False
+                total=trainer.max_epochs,
+                initial=trainer.current_epoch,
+                desc=self.description,
+                unit="it",
+                leave=False,
             )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -85,10 +85,18 @@ class VAENMFSystem(pl.LightningModule):
         }
         self.log_dict(
             {f"{prefix}{k}": v.detach() for k, v in metrics.items()},
-            on_step=True, on_epoch=True, batch_size=batch.shape[0],
+            on_step=True,
+            on_epoch=True,
+            batch_size=batch.shape[0],
         )
-        self.log(f"{prefix}elbo_epoch", out["elbo"].detach(), on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch.shape[0])
+        self.log(
+            f"{prefix}elbo_epoch",
+            out["elbo"].detach(),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch.shape[0],
+        )
         return out["loss"]
 
     @torch.no_grad()

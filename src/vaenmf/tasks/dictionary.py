@@ -69,7 +69,12 @@ class DictionaryCache:
 
 
 def fit_dictionary_stage(
-    job: JobContext, stage: str, X: torch.Tensor, model_cfg: DictConfig, seed: int, cache: DictionaryCache | None
+    job: JobContext,
+    stage: str,
+    X: torch.Tensor,
+    model_cfg: DictConfig,
+    seed: int,
+    cache: DictionaryCache | None,
 ) -> torch.Tensor:
     """Fit the dictionary of ``X`` with the configured system under a Trainer, or take it from the cache.
 
@@ -96,9 +101,13 @@ def fit_dictionary_stage(
     datamodule = MatrixDataModule(X, batch_size=model_cfg.get("batch_size"), seed=seed)
     full_batch = model_cfg.get("batch_size") is None
     # Full-batch fits have one step per epoch: one bar over epochs instead of one bar per epoch.
-    extra = [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
+    extra = (
+        [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
+    )
     trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra)
-    log.info("%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1])
+    log.info(
+        "%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1]
+    )
     with job.cpu_threads_for(minibatch=not full_batch):
         trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
     W = system.dictionary()

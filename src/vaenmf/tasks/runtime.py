@@ -25,7 +25,16 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parents[1]
 
 #: Config groups that say where and how results are recorded, not what is computed; the config hash ignores them.
-NON_SCIENTIFIC_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "task_name", "cache_dictionaries", "torch_threads")
+NON_SCIENTIFIC_KEYS = (
+    "paths",
+    "hydra",
+    "logger",
+    "callbacks",
+    "tags",
+    "task_name",
+    "cache_dictionaries",
+    "torch_threads",
+)
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
@@ -36,7 +45,11 @@ def git_commit(root: Path = REPO_ROOT) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -72,7 +72,12 @@ def build_mu_separator(cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.T
     if unknown:
         raise ConfigError(f"separator=mu does not take the keys {sorted(unknown)}")
     return MUSeparator(
-        W_speech, W_noise, beta=float(cfg.beta), n_iter=int(cfg.n_iter), l1=float(cfg.l1), mask_power=float(cfg.mask_power)
+        W_speech,
+        W_noise,
+        beta=float(cfg.beta),
+        n_iter=int(cfg.n_iter),
+        l1=float(cfg.l1),
+        mask_power=float(cfg.mask_power),
     )
 
 
@@ -127,7 +132,9 @@ class DNNSeparator:
         mask_power: Exponent ``p`` of the mask.
     """
 
-    def __init__(self, system: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_power: float = 2.0) -> None:
+    def __init__(
+        self, system: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_power: float = 2.0
+    ) -> None:
         self.model = system.model.cpu().eval()
         self.W_speech = W_speech
         self.W_noise = W_noise
@@ -138,7 +145,12 @@ class DNNSeparator:
         x = stack_context(mixture_mag.T, self.model.context).to(self.W_speech.dtype)
         H_speech, H_noise = self.model.split(self.model(x))
         return separate_with_activations(
-            mixture_mag.to(self.W_speech.dtype), self.W_speech, self.W_noise, H_speech.T, H_noise.T, self.mask_power
+            mixture_mag.to(self.W_speech.dtype),
+            self.W_speech,
+            self.W_noise,
+            H_speech.T,
+            H_noise.T,
+            self.mask_power,
         )
 
 
@@ -152,21 +164,34 @@ def build_dnn_separator(
     """
     mixtures = datamodule.training_mixtures()
     inputs, targets = encoder_training_pairs(
-        mixtures, W_speech, W_noise, context=int(cfg.system.context), beta=float(cfg.target_beta),
+        mixtures,
+        W_speech,
+        W_noise,
+        context=int(cfg.system.context),
+        beta=float(cfg.target_beta),
         n_iter=int(cfg.target_n_iter),
     )
     n_val_mixtures = int(round(len(mixtures) * float(cfg.val_fraction)))
     n_val_frames = sum(mix.mixture.shape[-1] // 128 + 1 for mix in mixtures[len(mixtures) - n_val_mixtures :])
     n_train = inputs.shape[0] - n_val_frames if n_val_mixtures else inputs.shape[0]
-    log.info("encoder: %d training frames, %d validation frames from %d mixtures", n_train,
-             inputs.shape[0] - n_train, len(mixtures))
+    log.info(
+        "encoder: %d training frames, %d validation frames from %d mixtures",
+        n_train,
+        inputs.shape[0] - n_train,
+        len(mixtures),
+    )
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        TensorDataset(inputs[:n_train], targets[:n_train]), batch_size=int(cfg.batch_size), shuffle=True,
-        generator=generator, drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
+        TensorDataset(inputs[:n_train], targets[:n_train]),
+        batch_size=int(cfg.batch_size),
+        shuffle=True,
+        generator=generator,
+        drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
     )
     val_loader = (
-        DataLoader(TensorDataset(inputs[n_train:], targets[n_train:]), batch_size=1024) if n_train < inputs.shape[0] else None
+        DataLoader(TensorDataset(inputs[n_train:], targets[n_train:]), batch_size=1024)
+        if n_train < inputs.shape[0]
+        else None
     )
     system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1])
     if W_noise.shape[1] != W_speech.shape[1]:
@@ -177,6 +202,10 @@ def build_dnn_separator(
     stage = "encoder"
     trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if val_loader else 0)
     with job.cpu_threads_for(minibatch=True):
-        trainer.fit(system, train_dataloaders=train_loader, val_dataloaders=val_loader,
-                    ckpt_path=job.resume_checkpoint(stage))
+        trainer.fit(
+            system,
+            train_dataloaders=train_loader,
+            val_dataloaders=val_loader,
+            ckpt_path=job.resume_checkpoint(stage),
+        )
     return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power))

@@ -29,12 +29,24 @@ log = logging.getLogger(__name__)
 NOISE_CONDITIONS = ("factory", "babble", "pooled")
 #: Metrics averaged per SNR into metrics.json's ``summary``.
 SUMMARY_METRICS = (
-    "sdr", "sir", "sar", "pesq_nb", "pesq_wb", "stoi",
-    "sdr_input", "sir_input", "sar_input", "pesq_nb_input", "pesq_wb_input", "stoi_input",
+    "sdr",
+    "sir",
+    "sar",
+    "pesq_nb",
+    "pesq_wb",
+    "stoi",
+    "sdr_input",
+    "sir_input",
+    "sar_input",
+    "pesq_nb_input",
+    "pesq_wb_input",
+    "stoi_input",
 )
 
 
-def build_separator(cfg: DictConfig, job: JobContext, W_speech: torch.Tensor, W_noise: torch.Tensor, datamodule: Any) -> Separator:
+def build_separator(
+    cfg: DictConfig, job: JobContext, W_speech: torch.Tensor, W_noise: torch.Tensor, datamodule: Any
+) -> Separator:
     """The activation estimator named by ``separator.name``."""
     name = cfg.separator.name
     if name == "mu":
@@ -77,9 +89,13 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
 
-    cache = DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
+    cache = (
+        DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
+    )
     start = time.perf_counter()
-    W_speech = fit_dictionary_stage(job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.model, cfg.seed, cache)
+    W_speech = fit_dictionary_stage(
+        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.model, cfg.seed, cache
+    )
     W_noise = fit_dictionary_stage(
         job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.model, cfg.seed, cache
     )
@@ -93,9 +109,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     test_sets = datamodule.test_mixtures()
     total = sum(len(v) for v in test_sets.values())
-    with single_threaded(), tqdm(
-        total=total, desc="enhance+score", unit="utt", leave=False
-    ) as progress:
+    with single_threaded(), tqdm(total=total, desc="enhance+score", unit="utt", leave=False) as progress:
         for snr, mixtures in test_sets.items():
             for mixture in mixtures:
                 mag, phase = magnitude_phase(mixture.mixture)
@@ -103,7 +117,9 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
                     speech_mag = separator(mag)
                 estimate = resynthesise(speech_mag.to(mag.dtype), phase, mixture.mixture.shape[-1])
                 scores = score_utterance(mixture.speech, mixture.noise, estimate, mixture.mixture, mixture.sr)
-                rows.append({"utterance": mixture.name, "snr": float(snr), "noise": mixture.noise_kind, **scores})
+                rows.append(
+                    {"utterance": mixture.name, "snr": float(snr), "noise": mixture.noise_kind, **scores}
+                )
                 progress.update()
     timings["enhance_and_score"] = time.perf_counter() - start
 
@@ -111,7 +127,13 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     for snr, entry in summary.items():
         log.info(
             "SNR %s dB: SDR %.2f (input %.2f)  SIR %.2f  SAR %.2f  PESQ-NB %.2f  STOI %.3f  [%d utterances]",
-            snr, entry["sdr"], entry["sdr_input"], entry["sir"], entry["sar"], entry["pesq_nb"], entry["stoi"],
+            snr,
+            entry["sdr"],
+            entry["sdr_input"],
+            entry["sir"],
+            entry["sar"],
+            entry["pesq_nb"],
+            entry["stoi"],
             entry["n_utterances"],
         )
     job.log_summary({f"test/{snr}/{k}": v for snr, e in summary.items() for k, v in e.items()})
