@@ -48,6 +48,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests scripts
