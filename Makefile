@@ -53,6 +53,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests scripts
 
-clean:
+clean: $(STAMP)
 	rm -rf outputs/* .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
