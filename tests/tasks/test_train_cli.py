@@ -131,3 +131,38 @@ def test_vae_nmf_column_end_to_end(tmp_path):
     header = (out / "csv" / "speech_dict" / "metrics.csv").read_text().splitlines()[0]
     for key in ("speech_dict/elbo_epoch", "speech_dict/kl_epoch", "speech_dict/neg_fraction_epoch"):
         assert key in header
+
+
+@pytest.mark.realdata
+def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data):
+    out = tmp_path / "job"
+    result = _run(
+        [
+            "experiment=smoke",
+            "data=speech_timit",
+            f"data.timit_root={shared_data / 'timit_sample'}",
+            f"data.noisex_root={shared_data / 'noisex92' / 'jonboley_22k05_20s'}",
+            "data.n_test_utterances=2",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["corpus"] == "timit"
+    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+
+
+def test_missing_corpus_is_one_clear_error(tmp_path):
+    result = _run(
+        [
+            "experiment=smoke",
+            "data=speech_timit",
+            f"data.data_root={tmp_path / 'nowhere'}",
+            f"paths.output_root={tmp_path}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "nowhere" in result.stderr and "Traceback" not in result.stderr
