@@ -57,6 +57,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         The metrics written.
     """
     import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
 
     from vaenmf.tasks import get_task
     from vaenmf.tasks.runtime import JobContext, resolved_container
@@ -70,7 +71,10 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         "config_hash": config_hash(cfg),
         "output_dir": str(output_dir),
     }
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    # Under SLURM + DDP every rank runs this job; only global rank 0 writes files (DESIGN.md, PITFALLS.md).
+    is_rank_zero = rank_zero_only.rank == 0
+    if is_rank_zero:
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     job = JobContext(cfg, output_dir)
     started = time.time()
     metrics: dict[str, Any] = {}
@@ -99,7 +103,8 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         metrics["wall_time_s"] = time.time() - started
         metrics["config"] = resolved_container(cfg, ("hydra",))
         try:
-            write_json_atomic(output_dir / "metrics.json", metrics)
+            if is_rank_zero:
+                write_json_atomic(output_dir / "metrics.json", metrics)
         finally:
             job.finish()
             _finish_wandb()

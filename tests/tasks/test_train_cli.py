@@ -83,6 +83,7 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path):
     assert (out / "config.yaml").is_file()
     assert (out / "csv" / "speech_dict" / "metrics.csv").is_file()
     assert (out / "checkpoints" / "speech_dict" / "last.ckpt").is_file()
+    assert "enhance+score" in result.stderr  # the progress bar the rank-0 test relies on being absent
 
 
 @pytest.mark.parametrize("logger", ["none", "wandb"])
@@ -166,3 +167,22 @@ def test_missing_corpus_is_one_clear_error(tmp_path):
     )
     assert result.returncode == 1
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_only_rank_zero_scores_and_writes(tmp_path):
+    # What a non-zero SLURM/DDP rank sees: it trains, but leaves scoring and every file to rank 0.
+    out = tmp_path / "job"
+    result = _run(
+        [
+            "experiment=smoke",
+            "model.max_iter=3",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+            "cache_dictionaries=false",
+        ],
+        tmp_path,
+        env_extra={"SLURM_PROCID": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (out / "metrics.json").exists() and not (out / "config.yaml").exists()
+    assert "enhance+score" not in result.stderr

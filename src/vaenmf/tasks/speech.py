@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from vaenmf.data.features import magnitude_phase, resynthesise
@@ -104,6 +105,16 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     start = time.perf_counter()
     separator = build_separator(cfg, job, W_speech, W_noise, datamodule)
     timings["separator"] = time.perf_counter() - start
+
+    if rank_zero_only.rank != 0:
+        # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
+        return {
+            "task": "speech",
+            "method": str(cfg.model.name),
+            "separator": str(cfg.separator.name),
+            "noise": str(cfg.noise),
+            "rank": int(rank_zero_only.rank),
+        }
 
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
