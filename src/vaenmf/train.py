@@ -115,9 +115,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         metrics = run_job(cfg)
     except VaenmfError as err:
-        log.error("%s", err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep goes on with the other jobs and reports this one at the end
+        # One message, on stderr (metrics.json in the job directory records it too).
         print(f"vaenmf-train: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     log.info("metrics.json written to %s", metrics.get("output_dir"))

@@ -79,7 +79,6 @@ class VAENMFSystem(pl.LightningModule):
             "recon": out["recon"],
             "kl": out["kl"],
             "penalty": out["penalty"],
-            "elbo": out["elbo"],
             "neg_fraction": fraction,
             "neg_mass": mass,
         }
@@ -89,10 +88,11 @@ class VAENMFSystem(pl.LightningModule):
             on_epoch=True,
             batch_size=batch.shape[0],
         )
+        # The ELBO also goes to the progress bar (logged once: Lightning adds the _step/_epoch suffixes).
         self.log(
-            f"{prefix}elbo_epoch",
+            f"{prefix}elbo",
             out["elbo"].detach(),
-            on_step=False,
+            on_step=True,
             on_epoch=True,
             prog_bar=True,
             batch_size=batch.shape[0],
