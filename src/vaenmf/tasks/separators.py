@@ -26,15 +26,20 @@ class Separator(Protocol):
     def __call__(self, mixture_mag: torch.Tensor) -> torch.Tensor: ...
 
 
+MaskBases = tuple[torch.Tensor, torch.Tensor]
+
+
 class MUSeparator:
     """Multiplicative-update activations with both dictionaries fixed, then the Wiener-type mask.
 
     Args:
-        W_speech, W_noise: Dictionaries ``(F, r_s)`` and ``(F, r_n)``.
+        W_speech, W_noise: Dictionaries ``(F, r_s)`` and ``(F, r_n)`` (the analysis bases).
         beta: Divergence of the activation updates.
         n_iter: Number of updates.
         l1: L1 weight on the activations.
         mask_power: Exponent ``p`` of the mask.
+        mask_bases: Reconstruction bases ``(Wb_s, Wb_n)`` that build the mask from the activations (DNMF);
+            ``None`` uses the analysis bases, as plain NMF does.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class MUSeparator:
         n_iter: int = 100,
         l1: float = 0.0,
         mask_power: float = 2.0,
+        mask_bases: MaskBases | None = None,
     ) -> None:
         self.W_speech = W_speech
         self.W_noise = W_noise
@@ -52,10 +58,12 @@ class MUSeparator:
         self.n_iter = n_iter
         self.l1 = l1
         self.mask_power = mask_power
+        self.mask_bases = _check_mask_bases(mask_bases, W_speech, W_noise)
 
     def __call__(self, mixture_mag: torch.Tensor) -> torch.Tensor:
-        estimate, _ = separate_mu(
-            mixture_mag.to(self.W_speech.dtype),
+        mixture_mag = mixture_mag.to(self.W_speech.dtype)
+        estimate, H = separate_mu(
+            mixture_mag,
             self.W_speech,
             self.W_noise,
             beta=self.beta,
@@ -63,10 +71,29 @@ class MUSeparator:
             power=self.mask_power,
             l1=self.l1,
         )
-        return estimate
+        if self.mask_bases is None:
+            return estimate
+        r_s = self.W_speech.shape[1]
+        return separate_with_activations(mixture_mag, *self.mask_bases, H[:r_s], H[r_s:], self.mask_power)
 
 
-def build_mu_separator(cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.Tensor) -> MUSeparator:
+def _check_mask_bases(
+    mask_bases: MaskBases | None, W_speech: torch.Tensor, W_noise: torch.Tensor
+) -> MaskBases | None:
+    if mask_bases is None:
+        return None
+    Wb_speech, Wb_noise = mask_bases
+    if Wb_speech.shape != W_speech.shape or Wb_noise.shape != W_noise.shape:
+        raise ConfigError(
+            f"reconstruction bases must have the analysis bases' shapes {tuple(W_speech.shape)} and "
+            f"{tuple(W_noise.shape)}, got {tuple(Wb_speech.shape)} and {tuple(Wb_noise.shape)}"
+        )
+    return Wb_speech.to(W_speech.dtype), Wb_noise.to(W_noise.dtype)
+
+
+def build_mu_separator(
+    cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_bases: MaskBases | None = None
+) -> MUSeparator:
     """The ``separator=mu`` estimator from its config group."""
     unknown = set(cfg.keys()) - {"name", "beta", "n_iter", "l1", "mask_power"}
     if unknown:
@@ -78,6 +105,7 @@ def build_mu_separator(cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.T
         n_iter=int(cfg.n_iter),
         l1=float(cfg.l1),
         mask_power=float(cfg.mask_power),
+        mask_bases=mask_bases,
     )
 
 
@@ -130,24 +158,32 @@ class DNNSeparator:
         system: A trained :class:`~vaenmf.systems.EncodingDNNSystem`.
         W_speech, W_noise: The dictionaries whose activations it predicts.
         mask_power: Exponent ``p`` of the mask.
+        mask_bases: Reconstruction bases ``(Wb_s, Wb_n)`` that build the mask (DNMF); ``None``: the dictionaries.
     """
 
     def __init__(
-        self, system: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_power: float = 2.0
+        self,
+        system: Any,
+        W_speech: torch.Tensor,
+        W_noise: torch.Tensor,
+        mask_power: float = 2.0,
+        mask_bases: MaskBases | None = None,
     ) -> None:
         self.model = system.model.cpu().eval()
         self.W_speech = W_speech
         self.W_noise = W_noise
         self.mask_power = mask_power
+        self.mask_bases = _check_mask_bases(mask_bases, W_speech, W_noise)
 
     @torch.no_grad()
     def __call__(self, mixture_mag: torch.Tensor) -> torch.Tensor:
         x = stack_context(mixture_mag.T, self.model.context).to(self.W_speech.dtype)
         H_speech, H_noise = self.model.split(self.model(x))
+        W_speech, W_noise = self.mask_bases or (self.W_speech, self.W_noise)
         return separate_with_activations(
             mixture_mag.to(self.W_speech.dtype),
-            self.W_speech,
-            self.W_noise,
+            W_speech,
+            W_noise,
             H_speech.T,
             H_noise.T,
             self.mask_power,
@@ -155,7 +191,13 @@ class DNNSeparator:
 
 
 def build_dnn_separator(
-    cfg: DictConfig, job: Any, W_speech: torch.Tensor, W_noise: torch.Tensor, datamodule: Any, seed: int
+    cfg: DictConfig,
+    job: Any,
+    W_speech: torch.Tensor,
+    W_noise: torch.Tensor,
+    datamodule: Any,
+    seed: int,
+    mask_bases: MaskBases | None = None,
 ) -> DNNSeparator:
     """Train the ``separator=dnn`` encoder on the data module's training mixtures and wrap it.
 
@@ -208,4 +250,4 @@ def build_dnn_separator(
             val_dataloaders=val_loader,
             ckpt_path=job.resume_checkpoint(stage),
         )
-    return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power))
+    return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power), mask_bases=mask_bases)

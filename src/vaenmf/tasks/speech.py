@@ -23,7 +23,7 @@ from vaenmf.errors import ConfigError
 from vaenmf.metrics import score_utterance
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
 from vaenmf.tasks.runtime import JobContext, single_threaded
-from vaenmf.tasks.separators import Separator, build_dnn_separator, build_mu_separator
+from vaenmf.tasks.separators import MaskBases, Separator, build_dnn_separator, build_mu_separator
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,65 @@ SUMMARY_METRICS = (
 )
 
 
+#: Activation estimators that work on a pair of dictionaries.
+DICTIONARY_SEPARATORS = ("mu", "dnn")
+#: Methods that learn no dictionaries: the network is the whole separator (its separator has the same name).
+END_TO_END_METHODS = ("drnn",)
+
+
 def build_separator(
-    cfg: DictConfig, job: JobContext, W_speech: torch.Tensor, W_noise: torch.Tensor, datamodule: Any
+    cfg: DictConfig,
+    job: JobContext,
+    W_speech: torch.Tensor,
+    W_noise: torch.Tensor,
+    datamodule: Any,
+    mask_bases: MaskBases | None = None,
 ) -> Separator:
-    """The activation estimator named by ``separator.name``."""
+    """The activation estimator named by ``separator.name``, masking with ``mask_bases`` when given (DNMF)."""
     name = cfg.separator.name
     if name == "mu":
-        return build_mu_separator(cfg.separator, W_speech, W_noise)
+        return build_mu_separator(cfg.separator, W_speech, W_noise, mask_bases)
     if name == "dnn":
-        return build_dnn_separator(cfg.separator, job, W_speech, W_noise, datamodule, int(cfg.seed))
-    raise ConfigError(f"separator.name must be one of ['mu', 'dnn'], got {name!r}")
+        return build_dnn_separator(
+            cfg.separator, job, W_speech, W_noise, datamodule, int(cfg.seed), mask_bases
+        )
+    raise ConfigError(
+        f"separator.name must be one of {list(DICTIONARY_SEPARATORS)} with model={cfg.model.name}, got {name!r}"
+    )
+
+
+def check_method_pairing(method: str, separator: str) -> None:
+    """End-to-end networks (DRNN) and dictionary methods do not mix: say so before any work is done."""
+    if (method in END_TO_END_METHODS or separator in END_TO_END_METHODS) and method != separator:
+        raise ConfigError(
+            f"model={method} cannot be combined with separator={separator}: the DRNN maps the noisy spectrum to "
+            "the speech estimate itself and has no dictionaries; use model=drnn (which selects separator=drnn)"
+        )
+
+
+def build_speech_separator(cfg: DictConfig, job: JobContext, datamodule: Any) -> Separator:
+    """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks."""
+    method = str(cfg.model.name)
+    check_method_pairing(method, str(cfg.separator.name))
+    if method == "drnn":
+        from vaenmf.tasks.drnn import build_drnn_separator
+
+        return build_drnn_separator(cfg.separator, job, datamodule, int(cfg.seed))
+    cache = (
+        DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
+    )
+    W_speech = fit_dictionary_stage(
+        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.model, cfg.seed, cache
+    )
+    W_noise = fit_dictionary_stage(
+        job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.model, cfg.seed, cache
+    )
+    mask_bases = None
+    if method == "dnmf":
+        from vaenmf.tasks.dnmf import train_reconstruction_bases
+
+        mask_bases = train_reconstruction_bases(cfg.model, job, W_speech, W_noise, datamodule, int(cfg.seed))
+    return build_separator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -84,27 +133,16 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     """Run one speech-enhancement job; returns the metrics (the caller writes ``metrics.json``)."""
     if cfg.noise not in NOISE_CONDITIONS:
         raise ConfigError(f"noise must be one of {list(NOISE_CONDITIONS)}, got {cfg.noise!r}")
+    check_method_pairing(str(cfg.model.name), str(cfg.separator.name))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
 
-    cache = (
-        DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
-    )
     start = time.perf_counter()
-    W_speech = fit_dictionary_stage(
-        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.model, cfg.seed, cache
-    )
-    W_noise = fit_dictionary_stage(
-        job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.model, cfg.seed, cache
-    )
-    timings["dictionaries"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    separator = build_separator(cfg, job, W_speech, W_noise, datamodule)
-    timings["separator"] = time.perf_counter() - start
+    separator = build_speech_separator(cfg, job, datamodule)
+    timings["training"] = time.perf_counter() - start
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
