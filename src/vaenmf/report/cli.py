@@ -1,4 +1,4 @@
-"""``vaenmf-report``: turn sweep directories into the paper's tables.
+"""``vaenmf-report``: turn sweep directories into the paper's tables and Figure 2.
 
 Usage::
 
@@ -6,7 +6,9 @@ Usage::
                   [--expect nmf:mu,dnmf:mu,drnn:drnn,vae_nmf:dnn:factory,...]
 
 Writes ``table1.{md,csv,tex}``, ``table2.{md,csv,tex}`` and ``ablation.{md,csv}`` (see
-:mod:`vaenmf.report.tables`) and prints the path of every file written. Failed or missing jobs are shown in the
+:mod:`vaenmf.report.tables`) for speech jobs, ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
+``fig2_vaf_summary.{png,pdf}`` (see :mod:`vaenmf.report.synergy`) for muscle-synergy jobs, and prints the path of
+every file written. Failed or missing jobs are shown in the
 tables, and problems with individual files are printed as warnings; a directory that does not exist or holds no
 ``metrics.json`` at all, or a bad option, prints one error line and exits with status 2.
 """
@@ -19,7 +21,15 @@ import warnings
 from collections.abc import Sequence
 
 from vaenmf.errors import VaenmfError
-from vaenmf.report.tables import TABLE_NOISES, ReportWarning, load_jobs, parse_expect, write_speech_report
+from vaenmf.report.synergy import synergy_jobs, write_synergy_report
+from vaenmf.report.tables import (
+    TABLE_NOISES,
+    ReportWarning,
+    load_jobs,
+    parse_expect,
+    speech_tables_present,
+    write_speech_report,
+)
 
 PROG = "vaenmf-report"
 
@@ -28,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Aggregate vaenmf sweep results (metrics.json per job) into the paper's Tables 1 and 2 "
-        "(Markdown, CSV, LaTeX) with the published values and differences, plus an ablation table.",
+        "(Markdown, CSV, LaTeX) with the published values and differences, an ablation table, and the muscle-"
+        "synergy Figure 2 (vaf.csv, fig2_vaf.png/pdf/md).",
     )
     parser.add_argument(
         "sweep_dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or job directories (searched recursively)"
@@ -76,7 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             expect = parse_expect(args.expect, tables) if args.expect is not None else None
             jobs = load_jobs(args.sweep_dirs)
-            written = write_speech_report(jobs, args.out, tables=tables, expect=expect)
+            written = []
+            has_synergy = bool(synergy_jobs(jobs))
+            # Speech tables when there is a speech job, or when asked for explicitly; otherwise only the
+            # synergy report (a Figure 2 sweep alone is a complete report, not an error).
+            if speech_tables_present(jobs) or tables or expect or not has_synergy:
+                written += write_speech_report(jobs, args.out, tables=tables, expect=expect)
+            if has_synergy:
+                written += write_synergy_report(jobs, args.out)
     except VaenmfError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""What one Hydra job does: a registry of tasks by name (``task=speech``)."""
+"""What one Hydra job does: a registry of tasks by name (``task=speech``, ``task=synergy``)."""
 
 from __future__ import annotations
 
@@ -14,4 +14,8 @@ def get_task(name: str) -> Callable[..., dict[str, Any]]:
         from vaenmf.tasks.speech import run
 
         return run
-    raise ConfigError(f"task must be one of ['speech'], got {name!r}")
+    if name == "synergy":
+        from vaenmf.tasks.synergy import run
+
+        return run
+    raise ConfigError(f"task must be one of ['speech', 'synergy'], got {name!r}")

@@ -9,9 +9,11 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
@@ -97,6 +99,24 @@ def fit_dictionary_stage(
         if W is not None:
             log.info("%s: reusing cached dictionary %s", stage, cache.path(key))
             return W
+    system = train_dictionary_system(job, stage, X, model_cfg, seed)
+    W = system.dictionary()
+    if cache is not None and key is not None and rank_zero_only.rank == 0:
+        cache.save(key, W)
+    return W
+
+
+def train_dictionary_system(
+    job: JobContext, stage: str, X: torch.Tensor, model_cfg: DictConfig, seed: int
+) -> pl.LightningModule:
+    """Instantiate the configured dictionary system and fit it to ``X`` under this stage's Trainer.
+
+    Returns the trained system (its ``dictionary()`` and, for VAE-NMF, its encoder); callers that only need
+    the dictionary use :func:`fit_dictionary_stage`, which also caches it.
+
+    Shape:
+        X: ``(m, n)`` nonnegative, already validated.
+    """
     system = instantiate(model_cfg.system, n_features=X.shape[0], n_frames=X.shape[1], log_prefix=f"{stage}/")
     datamodule = MatrixDataModule(X, batch_size=model_cfg.get("batch_size"), seed=seed)
     full_batch = model_cfg.get("batch_size") is None
@@ -110,7 +130,4 @@ def fit_dictionary_stage(
     )
     with job.cpu_threads_for(minibatch=not full_batch):
         trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
-    W = system.dictionary()
-    if cache is not None and key is not None and trainer.is_global_zero:
-        cache.save(key, W)
-    return W
+    return system

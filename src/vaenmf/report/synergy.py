@@ -1,0 +1,291 @@
+"""The muscle-synergy report: ``vaf.csv``, ``fig2_vaf.{png,pdf}`` (the paper's Figure 2), a VAF summary figure
+and ``fig2_vaf.md``, from the ``task=synergy`` jobs of a sweep.
+
+The paper publishes no VAF numbers, only two claims about its Figure 2, which the Markdown checks on our
+results: both methods reconstruct every muscle with VAF over 90%, and VAE-NMF's VAF is below NMF's for every
+muscle (the paper reads this as less overfitting).
+
+References:
+    Xie et al., sec. 3 and Figure 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaenmf.errors import DataError
+from vaenmf.report.tables import Job, _write_atomic
+
+#: Methods of the figure, in drawing order, with their labels and colours.
+METHODS = {"nmf": ("NMF", "tab:blue"), "vae_nmf": ("VAE-NMF", "tab:red")}
+#: The reconstruction each method shows in the Figure 2 replica. VAE-NMF's is the generator's: a posterior
+#: sample decoded by W (the paper attributes VAE-NMF's lower VAF to the latents being sampled).
+FIGURE_RECONSTRUCTION = {"nmf": "fixed_w", "vae_nmf": "posterior_sample"}
+PAPER_VAF_FLOOR = 0.90
+CSV_FIELDS = (
+    "method", "seed", "corpus", "status", "subject", "movement", "split", "reconstruction", "muscle", "vaf",
+    "synergy_recovery", "job",
+)  # fmt: skip
+
+
+def synergy_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """The jobs of ``task=synergy`` (failed ones included, so the report can show them)."""
+    return [j for j in jobs if j.task == "synergy"]
+
+
+def _pick(jobs: Sequence[Job], method: str) -> Job | None:
+    """The job of ``method`` to draw: an ok one with the lowest seed, else any."""
+    mine = [j for j in jobs if j.method == method]
+    ok = sorted((j for j in mine if j.status == "ok"), key=lambda j: (j.seed is None, j.seed or 0))
+    return ok[0] if ok else (mine[0] if mine else None)
+
+
+def render_vaf_csv(jobs: Sequence[Job]) -> str:
+    """One row per job x subject x movement x split x reconstruction x muscle (``muscle`` = ``all`` overall).
+
+    A failed or missing job gives one row with its status and no VAF, so holes stay visible.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for job in jobs:
+        base = {"method": job.method, "seed": job.seed, "corpus": job.corpus, "job": str(job.path)}
+        if job.status != "ok":
+            writer.writerow({**base, "status": job.status})
+            continue
+        for row in job.data.get("rows", []):
+            for key, entry in sorted(row.get("vaf", {}).items()):
+                split, recon = key.split("/", 1)
+                common = {
+                    **base,
+                    "status": "ok",
+                    "subject": row.get("subject"),
+                    "movement": row.get("movement"),
+                    "split": split,
+                    "reconstruction": recon,
+                    "synergy_recovery": row.get("synergy_recovery", ""),
+                }
+                writer.writerow({**common, "muscle": "all", "vaf": f"{entry['overall']:.6f}"})
+                for muscle, value in enumerate(entry.get("per_muscle", []), start=1):
+                    writer.writerow({**common, "muscle": muscle, "vaf": f"{value:.6f}"})
+    return buffer.getvalue()
+
+
+def _figure_arrays(job: Job | None) -> dict[str, np.ndarray] | None:
+    if job is None or job.status != "ok":
+        return None
+    path = job.path / "figure_emg.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _vaf_per_muscle(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
+    from vaenmf.metrics import vaf
+
+    return np.asarray(vaf(X, X_hat, axis=1))
+
+
+def plot_figure2(jobs: Sequence[Job], split: str = "train"):
+    """The Figure 2 replica: each muscle of one movement, original vs NMF vs VAE-NMF, VAF in each panel.
+
+    Returns:
+        The matplotlib figure, or None when no job left its ``figure_emg.npz``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    arrays = {m: _figure_arrays(_pick(jobs, m)) for m in METHODS}
+    reference = next((a for a in arrays.values() if a is not None), None)
+    if reference is None:
+        return None
+    X = reference[f"{split}/original"]
+    rate = float(reference.get("sample_rate", np.array(100.0)))
+    t = np.arange(X.shape[1]) / rate
+    n_ch = X.shape[0]
+    cols = 2
+    rows = math.ceil(n_ch / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 1.6 * rows + 0.8), sharex=True, squeeze=False)
+    for ch in range(n_ch):
+        ax = axes[ch % rows][ch // rows]
+        ax.plot(t, X[ch], color="0.35", lw=0.8, label="original")
+        notes = []
+        for method, (label, colour) in METHODS.items():
+            data = arrays[method]
+            key = f"{split}/{FIGURE_RECONSTRUCTION[method]}"
+            if data is None or key not in data:
+                notes.append(f"{label}: missing")
+                continue
+            ax.plot(t, data[key][ch], color=colour, lw=0.8, alpha=0.85, label=label)
+            notes.append(f"{label} {100 * _vaf_per_muscle(data[f'{split}/original'], data[key])[ch]:.1f}%")
+        ax.set_title(f"muscle {ch + 1}: VAF " + ", ".join(notes), fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ch in range(n_ch, rows * cols):
+        axes[ch % rows][ch // rows].axis("off")
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    for col in range(cols):
+        axes[rows - 1][col].set_xlabel("time (s, repetitions concatenated)", fontsize=8)
+    job = _pick(jobs, "nmf") or _pick(jobs, "vae_nmf")
+    where = ""
+    if job is not None and job.status == "ok":
+        cfg = job.data.get("config", {}).get("synergy", {})
+        where = f" subject {cfg.get('figure_subject', '?')}, movement {cfg.get('figure_movement', '?')},"
+    fig.suptitle(
+        f"Figure 2 replica:{where} {'training' if split == 'train' else 'held-out'} repetitions "
+        f"(NMF: {FIGURE_RECONSTRUCTION['nmf']}, VAE-NMF: {FIGURE_RECONSTRUCTION['vae_nmf']})",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _overall(job: Job, key: str) -> list[float]:
+    return [float(r["vaf"][key]["overall"]) for r in job.data.get("rows", []) if key in r.get("vaf", {})]
+
+
+def plot_summary(jobs: Sequence[Job]):
+    """VAF over every subject and movement: training vs held-out repetitions, per method and reconstruction."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    groups, labels, colours = [], [], []
+    for method, (label, colour) in METHODS.items():
+        job = _pick(jobs, method)
+        if job is None or job.status != "ok":
+            continue
+        recons = ["fixed_w"] + (["posterior_mean", "posterior_sample"] if method == "vae_nmf" else [])
+        for recon in recons:
+            for split in ("train", "test"):
+                values = _overall(job, f"{split}/{recon}")
+                if values:
+                    groups.append(values)
+                    labels.append(f"{label}\n{recon}\n{'train' if split == 'train' else 'held-out'}")
+                    colours.append(colour)
+    if not groups:
+        return None
+    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2, 4))
+    parts = ax.boxplot(groups, patch_artist=True, widths=0.6)
+    for patch, colour in zip(parts["boxes"], colours, strict=True):
+        patch.set_facecolor(colour)
+        patch.set_alpha(0.35)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+    ax.axhline(PAPER_VAF_FLOOR, color="0.5", ls="--", lw=0.8)
+    ax.set_ylabel("VAF (uncentred), one point per subject x movement")
+    ax.set_title("VAF of rank-4 synergies over all subjects and movements", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_per_muscle(job: Job | None, key: str) -> np.ndarray | None:
+    if job is None or job.status != "ok":
+        return None
+    rows = [r["vaf"][key]["per_muscle"] for r in job.data.get("rows", []) if key in r.get("vaf", {})]
+    return np.nanmean(np.array(rows, dtype=np.float64), axis=0) if rows else None
+
+
+def render_markdown(jobs: Sequence[Job]) -> str:
+    """Summary table (mean, std, min VAF per method, split, reconstruction) and the paper's two claims."""
+    lines = [
+        "# Muscle synergies (Figure 2): VAF of rank-4 synergies",
+        "",
+        "VAF = 1 - sum (x - x_hat)^2 / sum x^2 (uncentred). Synergies from the training repetitions "
+        "(1, 3, 4, 6, 7, 8, 9), held-out = repetitions 2, 5, 10. Reconstructions: `fixed_w` = activations by "
+        "NNLS multiplicative updates with W fixed; `posterior_mean` / `posterior_sample` = the VAE-NMF encoder's "
+        "E[z] / one draw of z, decoded by max(W, 0).",
+        "",
+        "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, (label, _) in METHODS.items():
+        for job in [j for j in jobs if j.method == method]:
+            if job.status != "ok":
+                lines.append(f"| {label} | - | - | {job.status} | | | | {job.error[:80]} |")
+                continue
+            summary = job.data.get("summary", {})
+            recovery = summary.get("synergy_recovery", {}).get("mean")
+            rec = "" if recovery is None else f"{recovery:.3f}"
+            for key, entry in sorted(summary.items()):
+                if "vaf_mean" not in entry:
+                    continue
+                split, recon = key.split("/", 1)
+                lines.append(
+                    f"| {label} (seed {job.seed}) | {split} | {recon} | {entry['vaf_mean']:.4f} | "
+                    f"{entry['vaf_std']:.4f} | {entry['vaf_min']:.4f} | {entry['n_movements']} | {rec} |"
+                )
+    for method in METHODS:
+        if _pick(jobs, method) is None:
+            lines.append(f"| {METHODS[method][0]} | - | - | missing (no job) | | | | |")
+    nmf = _mean_per_muscle(_pick(jobs, "nmf"), f"train/{FIGURE_RECONSTRUCTION['nmf']}")
+    vae = _mean_per_muscle(_pick(jobs, "vae_nmf"), f"train/{FIGURE_RECONSTRUCTION['vae_nmf']}")
+    lines += [
+        "",
+        "## The paper's claims, checked on these results (training repetitions, mean per muscle)",
+        "",
+    ]
+    if nmf is None or vae is None:
+        lines.append("Not checkable: a method's job is missing or failed.")
+    else:
+        lines += [
+            "| muscle | " + " | ".join(str(i + 1) for i in range(len(nmf))) + " |",
+            "|---|" + "---|" * len(nmf),
+            "| NMF | " + " | ".join(f"{v:.3f}" for v in nmf) + " |",
+            "| VAE-NMF | " + " | ".join(f"{v:.3f}" for v in vae) + " |",
+            "",
+            f"- Both above {PAPER_VAF_FLOOR:.0%} for every muscle: "
+            f"{'yes' if min(nmf.min(), vae.min()) > PAPER_VAF_FLOOR else 'no'} "
+            f"(lowest: NMF {nmf.min():.3f}, VAE-NMF {vae.min():.3f}).",
+            f"- VAE-NMF below NMF for every muscle: {'yes' if bool(np.all(vae < nmf)) else 'no'} "
+            f"({int(np.sum(vae < nmf))} of {len(nmf)} muscles).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _save(fig: Any, out: Path, stem: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    written = []
+    for ext in ("png", "pdf"):
+        path = out / f"{stem}.{ext}"
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.{ext}")
+        fig.savefig(tmp, dpi=150)
+        os.replace(tmp, path)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def write_synergy_report(jobs: Sequence[Job], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write ``vaf.csv``, ``fig2_vaf.md``, ``fig2_vaf.{png,pdf}`` and ``fig2_vaf_summary.{png,pdf}``.
+
+    Raises:
+        DataError: If there is no synergy job at all.
+    """
+    jobs = synergy_jobs(jobs)
+    if not jobs:
+        raise DataError("no muscle-synergy job found (metrics.json with task 'synergy'); nothing to report")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [
+        _write_atomic(out / "vaf.csv", render_vaf_csv(jobs)),
+        _write_atomic(out / "fig2_vaf.md", render_markdown(jobs)),
+    ]
+    figure = plot_figure2(jobs)
+    if figure is not None:
+        written += _save(figure, out, "fig2_vaf")
+    summary = plot_summary(jobs)
+    if summary is not None:
+        written += _save(summary, out, "fig2_vaf_summary")
+    return written

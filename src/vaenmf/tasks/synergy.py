@@ -1,0 +1,245 @@
+"""The muscle-synergy task (the paper's Figure 2): one Hydra job = one method over every subject and movement.
+
+For each subject and movement: extract ``rank`` synergies from the training repetitions with the configured
+dictionary method (NMF or VAE-NMF), reconstruct the training and the held-out repetitions with them, and score
+the variance accounted for (VAF, uncentred) per muscle and overall. Reconstructions:
+
+- ``fixed_w``: activations by multiplicative updates with ``W`` fixed (Euclidean, i.e. NNLS; every method);
+- ``posterior_mean``: the VAE-NMF encoder's ``E_q[z] = alpha / beta`` decoded by ``max(W, 0)``;
+- ``posterior_sample``: one draw ``z ~ q(z | x)`` decoded the same way (what the VAE-NMF generator produces).
+
+Each (subject, movement) result is written to ``movements/`` as soon as it is done, so a killed job resumes
+where it stopped (the movement in progress resumes from its ``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
+from tqdm.auto import tqdm
+
+from vaenmf.errors import ConfigError
+from vaenmf.metrics import vaf
+from vaenmf.models.gamma import sample_gamma
+from vaenmf.nmf.updates import fit_activations
+from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.tasks.dictionary import train_dictionary_system
+from vaenmf.tasks.runtime import JobContext, single_threaded, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("activation_beta", "activation_iters", "figure_subject", "figure_movement")
+
+
+def matched_cosine(W: np.ndarray, W_true: np.ndarray) -> float:
+    """Mean cosine similarity between fitted and true synergies after the best one-to-one matching.
+
+    Shape:
+        W, W_true: ``(channels, rank)`` (ranks may differ: the smaller set is matched).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    def unit(A: np.ndarray) -> np.ndarray:
+        return A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
+
+    similarity = unit(np.asarray(W, dtype=np.float64)).T @ unit(np.asarray(W_true, dtype=np.float64))
+    rows, cols = linear_sum_assignment(-similarity)
+    return float(similarity[rows, cols].mean())
+
+
+def reconstructions(
+    system: Any,
+    W: torch.Tensor,
+    X: torch.Tensor,
+    settings: DictConfig,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Every reconstruction of ``X`` the method offers (see the module docstring).
+
+    Shape:
+        W: ``(channels, rank)``; X and each output: ``(channels, samples)``.
+    """
+    H = fit_activations(X, W, beta=float(settings.activation_beta), n_iter=int(settings.activation_iters))
+    out = {"fixed_w": W @ H}
+    model = getattr(system, "model", None)
+    if model is not None and hasattr(model, "posterior_mean"):
+        model = model.cpu().eval()
+        frames = X.T.contiguous()
+        decoder = model.dictionary()
+        with torch.no_grad():
+            out["posterior_mean"] = (model.posterior_mean(frames) @ decoder.T).T
+            alpha, rate = model.encode(frames)
+            z = sample_gamma(alpha, rate, sampler="implicit", generator=generator)
+            out["posterior_sample"] = (z @ decoder.T).T
+    return out
+
+
+def _movement_result(
+    cfg: DictConfig, job: JobContext, datamodule: Any, subject: int, movement: int, stage: str
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    X_train = as_nonnegative_tensor(
+        datamodule.segment(subject, movement, "train"), f"subject {subject} movement {movement} EMG"
+    )
+    X_test = as_nonnegative_tensor(
+        datamodule.segment(subject, movement, "test"), f"subject {subject} movement {movement} EMG"
+    )
+    check_rank(int(cfg.model.rank), tuple(X_train.shape), name=f"subject {subject} movement {movement} EMG")
+    # One global scale per fit, so the likelihood's noise level and the learning rate see unit-power data
+    # whatever the electrodes' units; VAF is invariant to it (reconstructions are scaled back).
+    scale = float(X_train.pow(2).mean().sqrt().clamp_min(1e-12))
+    system = train_dictionary_system(job, stage, X_train / scale, cfg.model, int(cfg.seed))
+    W = system.dictionary().to(torch.float32)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    result: dict[str, Any] = {
+        "subject": subject,
+        "movement": movement,
+        "n_train": int(X_train.shape[1]),
+        "n_test": int(X_test.shape[1]),
+        "scale": scale,
+        "synergies": W.tolist(),
+        "vaf": {},
+    }
+    arrays: dict[str, np.ndarray] = {}
+    for split, X in (("train", X_train), ("test", X_test)):
+        for name, X_hat in reconstructions(system, W, X / scale, cfg.synergy, generator).items():
+            X_hat = X_hat * scale
+            result["vaf"][f"{split}/{name}"] = {
+                "overall": float(vaf(X, X_hat)),
+                "per_muscle": [float(v) for v in vaf(X, X_hat, axis=1)],
+            }
+            arrays[f"{split}/{name}"] = X_hat.numpy()
+        arrays[f"{split}/original"] = X.numpy()
+    arrays["sample_rate"] = np.array(float(getattr(datamodule, "sample_rate", 100)))
+    truth = datamodule.true_synergies(subject, movement)
+    if truth is not None:
+        result["synergy_recovery"] = matched_cosine(W.numpy(), truth)
+    return result, arrays
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean (and spread) of the VAF over subjects and movements, per ``split/reconstruction``."""
+    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        for key, entry in result["vaf"].items():
+            by_key[key].append(entry)
+    summary: dict[str, Any] = {}
+    for key, entries in sorted(by_key.items()):
+        overall = np.array([e["overall"] for e in entries], dtype=np.float64)
+        per_muscle = np.array([e["per_muscle"] for e in entries], dtype=np.float64)
+        summary[key] = {
+            "vaf_mean": float(np.nanmean(overall)),
+            "vaf_std": float(np.nanstd(overall)),
+            "vaf_min": float(np.nanmin(overall)),
+            "per_muscle_mean": [float(v) for v in np.nanmean(per_muscle, axis=0)],
+            "n_movements": len(entries),
+        }
+    recovery = [r["synergy_recovery"] for r in results if "synergy_recovery" in r]
+    if recovery:
+        summary["synergy_recovery"] = {"mean": float(np.mean(recovery)), "min": float(np.min(recovery))}
+    return summary
+
+
+def _fit_all(
+    cfg: DictConfig,
+    job: JobContext,
+    datamodule: Any,
+    work: list[tuple[int, int]],
+    done_dir: Any,
+    figure_key: tuple[int, int],
+) -> list[dict[str, Any]]:
+    """Every (subject, movement) result, fitting those that a previous attempt of this job did not finish."""
+    results: list[dict[str, Any]] = []
+    for subject, movement in tqdm(work, desc="synergies", unit="movement", leave=False):
+        stage = f"s{subject}_m{movement}"
+        path = done_dir / f"{stage}.json"
+        if path.is_file():
+            log.info("%s: done in a previous attempt of this job (%s)", stage, path)
+            results.append(json.loads(path.read_text()))
+            continue
+        result, arrays = _movement_result(cfg, job, datamodule, subject, movement, stage)
+        results.append(result)
+        if rank_zero_only.rank == 0:
+            write_json_atomic(path, result)
+            if (subject, movement) == figure_key:
+                np.savez_compressed(job.output_dir / "figure_emg.npz", **arrays)
+            # The movement is recorded; its checkpoints would only fill the disk (1404 fits on full DB1).
+            shutil.rmtree(job.checkpoint_dir(stage), ignore_errors=True)
+    return results
+
+
+def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
+    """Run one muscle-synergy job; returns the metrics (the caller writes ``metrics.json``)."""
+    settings = cfg.get("synergy")
+    if settings is None:
+        raise ConfigError("task=synergy needs the `synergy` config node (see conf/train.yaml)")
+    unknown = set(settings.keys()) - set(SETTINGS)
+    if unknown:
+        raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
+    if str(cfg.model.name) not in ("nmf", "vae_nmf"):
+        raise ConfigError(
+            f"task=synergy extracts synergies with model=nmf or model=vae_nmf, got {cfg.model.name}"
+        )
+    start = time.perf_counter()
+    datamodule = instantiate(cfg.data)
+    if not hasattr(datamodule, "segment"):
+        raise ConfigError(
+            f"task=synergy needs an EMG data config (data=emg_demo or data=ninapro_db1), got {cfg.data._target_}"
+        )
+    datamodule.setup("fit")
+    timings = {"data": time.perf_counter() - start}
+
+    done_dir = job.output_dir / "movements"
+    work = [(s, m) for s in datamodule.subjects() for m in datamodule.movements(s)]
+    figure_key = (int(settings.figure_subject), int(settings.figure_movement))
+    start = time.perf_counter()
+    # A movement's EMG is a 10 x ~3500 matrix: far too small for a thread pool, which on a shared machine only
+    # adds spin-waiting (NMF ran at 14 instead of several hundred iterations/s); `torch_threads` overrides.
+    threads = contextlib.nullcontext() if cfg.get("torch_threads") else single_threaded()
+    with threads:
+        results = _fit_all(cfg, job, datamodule, work, done_dir, figure_key)
+    timings["synergies"] = time.perf_counter() - start
+    if figure_key not in work:
+        log.warning(
+            "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
+        )
+
+    summary = summarise(results)
+    for key, entry in summary.items():
+        if "vaf_mean" in entry:
+            log.info(
+                "VAF %-24s %.4f +- %.4f over %d movements",
+                key,
+                entry["vaf_mean"],
+                entry["vaf_std"],
+                entry["n_movements"],
+            )
+    if "synergy_recovery" in summary:
+        log.info("synergy recovery (matched cosine): mean %.3f", summary["synergy_recovery"]["mean"])
+    job.log_summary(
+        {
+            f"vaf/{k}": v["vaf_mean"]
+            for k, v in summary.items()
+            if "vaf_mean" in v and not math.isnan(v["vaf_mean"])
+        }
+    )
+    return {
+        "task": "synergy",
+        "method": str(cfg.model.name),
+        "corpus": str(cfg.data.get("corpus", "demo")),
+        "rank": int(cfg.model.rank),
+        "summary": summary,
+        "rows": results,
+        "timings_s": timings,
+    }

@@ -1,0 +1,113 @@
+"""The muscle-synergy report from hand-written synergy jobs: vaf.csv, the claims checked, figures, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vaenmf.report.cli import main as report_main
+from vaenmf.report.synergy import render_markdown, render_vaf_csv, write_synergy_report
+from vaenmf.report.tables import load_jobs
+
+N_MUSCLES = 3
+
+
+def _write_synergy_job(
+    root: Path, name: str, method: str, per_muscle: list[float], status: str = "ok"
+) -> Path:
+    job = root / name
+    job.mkdir(parents=True)
+    keys = ["fixed_w"] + (["posterior_mean", "posterior_sample"] if method == "vae_nmf" else [])
+    rows = []
+    for movement in (1, 2):
+        vaf = {
+            f"{split}/{k}": {
+                "overall": float(np.mean(per_muscle)) - 0.01 * movement,
+                "per_muscle": per_muscle,
+            }
+            for split in ("train", "test")
+            for k in keys
+        }
+        rows.append({"subject": 1, "movement": movement, "vaf": vaf, "synergy_recovery": 0.9})
+    data = {
+        "task": "synergy",
+        "method": method,
+        "seed": 0,
+        "corpus": "demo",
+        "status": status,
+        "rows": rows if status == "ok" else [],
+        "summary": {
+            f"train/{k}": {"vaf_mean": 0.9, "vaf_std": 0.0, "vaf_min": 0.9, "n_movements": 2} for k in keys
+        },
+        "config": {"synergy": {"figure_subject": 1, "figure_movement": 1}},
+    }
+    if status != "ok":
+        data["error"] = "DataError: broken"
+    (job / "metrics.json").write_text(json.dumps(data))
+    t = np.linspace(0, 1, 50)
+    original = np.stack([np.sin(3 * t + i) + 1.5 for i in range(N_MUSCLES)])
+    arrays = {"sample_rate": np.array(100.0)}
+    for split in ("train", "test"):
+        arrays[f"{split}/original"] = original
+        for k in keys:
+            arrays[f"{split}/{k}"] = original * (0.9 if method == "vae_nmf" else 0.99)
+    np.savez(job / "figure_emg.npz", **arrays)
+    return job
+
+
+def test_vaf_csv_has_every_value_and_shows_failed_jobs(tmp_path):
+    _write_synergy_job(tmp_path, "0", "nmf", [0.95, 0.96, 0.97])
+    _write_synergy_job(tmp_path, "1", "vae_nmf", [0.90, 0.91, 0.92], status="failed")
+    jobs = load_jobs([tmp_path])
+    rows = list(csv.DictReader(io.StringIO(render_vaf_csv(jobs))))
+    ok = [r for r in rows if r["status"] == "ok"]
+    # 2 movements x 2 splits x 1 reconstruction x (3 muscles + overall).
+    assert len(ok) == 2 * 2 * (N_MUSCLES + 1)
+    assert {r["muscle"] for r in ok} == {"all", "1", "2", "3"}
+    assert float(next(r for r in ok if r["muscle"] == "2")["vaf"]) == 0.96
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["method"] == "vae_nmf" and failed[0]["vaf"] == ""
+
+
+def test_paper_claims_are_checked_on_the_numbers(tmp_path):
+    _write_synergy_job(tmp_path / "a", "0", "nmf", [0.95, 0.96, 0.97])
+    _write_synergy_job(tmp_path / "a", "1", "vae_nmf", [0.91, 0.92, 0.93])
+    md = render_markdown(load_jobs([tmp_path / "a"]))
+    assert "above 90% for every muscle: yes" in md and "VAE-NMF below NMF for every muscle: yes (3 of 3" in md
+    _write_synergy_job(tmp_path / "b", "0", "nmf", [0.95, 0.96, 0.97])
+    _write_synergy_job(tmp_path / "b", "1", "vae_nmf", [0.85, 0.98, 0.93])
+    md = render_markdown(load_jobs([tmp_path / "b"]))
+    assert "above 90% for every muscle: no (lowest: NMF 0.950, VAE-NMF 0.850)" in md
+    assert "VAE-NMF below NMF for every muscle: no (2 of 3 muscles)" in md
+
+
+def test_figures_and_missing_method(tmp_path):
+    _write_synergy_job(tmp_path, "0", "nmf", [0.95, 0.96, 0.97])
+    written = write_synergy_report(load_jobs([tmp_path]), tmp_path / "out")
+    names = sorted(p.name for p in written)
+    assert names == sorted(
+        [
+            "vaf.csv",
+            "fig2_vaf.md",
+            "fig2_vaf.png",
+            "fig2_vaf.pdf",
+            "fig2_vaf_summary.png",
+            "fig2_vaf_summary.pdf",
+        ]
+    )
+    assert all(p.stat().st_size > 0 for p in written)
+    md = (tmp_path / "out" / "fig2_vaf.md").read_text()
+    assert "VAE-NMF | - | - | missing (no job)" in md and "Not checkable" in md
+
+
+def test_cli_reports_a_synergy_only_sweep(tmp_path, capsys):
+    _write_synergy_job(tmp_path / "sweep", "0", "nmf", [0.95, 0.96, 0.97])
+    _write_synergy_job(tmp_path / "sweep", "1", "vae_nmf", [0.91, 0.92, 0.93])
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "fig2_vaf.png" in out and "table1" not in out
+    assert (tmp_path / "out" / "vaf.csv").is_file()

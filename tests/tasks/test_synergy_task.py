@@ -1,0 +1,127 @@
+"""The muscle-synergy task: VAF bookkeeping, resumption, the CLI end to end, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaenmf.tasks.synergy import matched_cosine, summarise
+
+TRAIN = [sys.executable, "-m", "vaenmf.train"]
+# One subject, two short movements: seconds per job.
+SMALL = ["task=synergy", "data=emg_demo", "data.subjects=[1]", "data.movements=[1,2]", "logger=csv",
+         "torch_threads=1"]  # fmt: skip
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_matched_cosine_is_permutation_and_scale_invariant():
+    rng = np.random.default_rng(0)
+    W = rng.gamma(0.5, 1.0, size=(10, 4))
+    assert matched_cosine(W[:, [2, 0, 3, 1]] * 5.0, W) == pytest.approx(1.0)
+    other = rng.gamma(0.5, 1.0, size=(10, 4))
+    assert matched_cosine(other, W) < 0.95
+
+
+def test_summarise_means_over_movements():
+    rows = [
+        {"vaf": {"train/fixed_w": {"overall": 0.9, "per_muscle": [0.8, 1.0]}}, "synergy_recovery": 0.5},
+        {"vaf": {"train/fixed_w": {"overall": 0.7, "per_muscle": [0.6, 0.8]}}, "synergy_recovery": 1.0},
+    ]
+    summary = summarise(rows)
+    entry = summary["train/fixed_w"]
+    assert entry["vaf_mean"] == pytest.approx(0.8) and entry["vaf_min"] == pytest.approx(0.7)
+    assert entry["per_muscle_mean"] == pytest.approx([0.7, 0.9]) and entry["n_movements"] == 2
+    assert summary["synergy_recovery"]["mean"] == pytest.approx(0.75)
+
+
+def test_nmf_synergy_job_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "nmf"
+    result = _run(
+        [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["task"] == "synergy" and metrics["method"] == "nmf"
+    assert metrics["rank"] == 4 and metrics["config"]["model"]["beta"] == 2.0
+    assert {(r["subject"], r["movement"]) for r in metrics["rows"]} == {(1, 1), (1, 2)}
+    summary = metrics["summary"]
+    assert set(summary) == {"train/fixed_w", "test/fixed_w", "synergy_recovery"}
+    # Rank-4 synergies of rank-4 data: high VAF on training and held-out repetitions, true synergies found.
+    assert summary["train/fixed_w"]["vaf_mean"] > 0.95 and summary["test/fixed_w"]["vaf_mean"] > 0.9
+    assert summary["train/fixed_w"]["vaf_mean"] >= summary["test/fixed_w"]["vaf_mean"] - 0.01
+    assert summary["synergy_recovery"]["min"] > 0.95
+    assert len(summary["train/fixed_w"]["per_muscle_mean"]) == 10
+    with np.load(out / "figure_emg.npz") as figure:
+        assert figure["train/original"].shape == figure["train/fixed_w"].shape == (10, 1400)
+    assert sorted(p.name for p in (out / "movements").iterdir()) == ["s1_m1.json", "s1_m2.json"]
+    assert not (out / "checkpoints" / "s1_m1").exists()  # recorded movements drop their checkpoints
+
+    # A second attempt of the same job (a requeued SLURM job) reuses the finished movements.
+    again = _run(
+        [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "done in a previous attempt" in again.stdout + again.stderr
+    assert "fitting a rank-4" not in again.stdout + again.stderr
+    assert json.loads((out / "metrics.json").read_text())["summary"] == summary
+
+
+def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path):
+    out = tmp_path / "vae"
+    args = [*SMALL, "data.movements=[1]", "model=vae_nmf_synergy", "model.max_iter=3", f"hydra.run.dir={out}",
+            f"paths.output_root={tmp_path}"]  # fmt: skip
+    result = _run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "vae_nmf"
+    keys = set(metrics["rows"][0]["vaf"])
+    assert keys == {
+        f"{s}/{r}" for s in ("train", "test") for r in ("fixed_w", "posterior_mean", "posterior_sample")
+    }
+    for entry in metrics["rows"][0]["vaf"].values():
+        assert np.isfinite(entry["overall"]) and entry["overall"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=nmf"], "rank 40"),
+        (["data=speech_demo"], "task=synergy needs an EMG data config"),
+        (["model=nmf_synergy", "data.movements=[99]"], "data.movements [99] are not in subject 1"),
+        (["model=nmf_synergy", "data=ninapro_db1", "paths.data_root=null"], "needs the corpus folder"),
+        (["model=nmf_synergy", "data=ninapro_db1", "data.root=/nonexistent/db1"], "does not exist"),
+    ],
+)
+def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message):
+    base = [a for a in SMALL if not a.startswith("data.movements") or "data.movements" not in " ".join(args)]
+    if "data=speech_demo" in args or "data=ninapro_db1" in args:
+        base = [a for a in base if not a.startswith("data.")]
+    result = _run([*base, *args, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "job" / "metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.realdata
+def test_synergy_job_on_real_ninapro(tmp_path, shared_data):
+    out = tmp_path / "real"
+    args = ["task=synergy", "data=ninapro_db1", f"data.root={shared_data / 'ninapro_db1'}", "data.subjects=[1]",
+            "data.movements=[3]", "model=nmf_synergy", "logger=csv", "torch_threads=1", f"hydra.run.dir={out}"]  # fmt: skip
+    result = _run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["corpus"] == "ninapro" and "synergy_recovery" not in metrics["summary"]
+    # Four synergies explain most of a recorded finger movement's EMG (the paper: over 90%).
+    assert metrics["summary"]["train/fixed_w"]["vaf_mean"] > 0.9
+    assert metrics["summary"]["test/fixed_w"]["vaf_mean"] > 0.9
