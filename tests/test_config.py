@@ -38,5 +38,6 @@ def test_struct_mode_rejects_unknown_keys():
 def test_experiment_files_declare_their_sweeps():
     cfg = _compose(["experiment=table1"], hydra=True)
     params = cfg.hydra.sweeper.params
-    assert params.model == "nmf,vae_nmf" and params.separator == "mu,dnn" and params.noise == "factory,babble"
+    assert params.model == "nmf,dnmf,vae_nmf" and params.separator == "mu,dnn"
+    assert params.noise == "factory,babble"
     assert _compose(["experiment=table2"]).noise == "pooled"

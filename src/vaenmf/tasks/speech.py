@@ -89,6 +89,10 @@ def build_speech_separator(cfg: DictConfig, job: JobContext, datamodule: Any) ->
         from vaenmf.tasks.drnn import build_drnn_separator
 
         return build_drnn_separator(cfg.separator, job, datamodule, int(cfg.seed))
+    if method == "dnmf":
+        from vaenmf.tasks.dnmf import check_discriminative_config
+
+        check_discriminative_config(cfg.model)  # a bad DNMF key fails before the dictionaries are fitted
     cache = (
         DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
     )

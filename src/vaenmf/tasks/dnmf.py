@@ -1,0 +1,190 @@
+"""The DNMF stage of the speech task: train reconstruction bases on the training mixtures under a Trainer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from vaenmf.data.features import magnitude
+from vaenmf.errors import ConfigError, DataError, VaenmfError
+from vaenmf.nmf.divergence import check_beta
+from vaenmf.nmf.dnmf import dnmf_objective
+from vaenmf.nmf.updates import fit_activations
+from vaenmf.nmf.validation import as_nonnegative_tensor
+from vaenmf.systems.dnmf import dnmf_dataloader
+from vaenmf.systems.progress import EpochProgressBar
+from vaenmf.tasks.runtime import JobContext, single_threaded
+
+log = logging.getLogger(__name__)
+
+STAGE = "dnmf_recon"
+#: Keys of the ``model.discriminative`` node.
+DISCRIMINATIVE_KEYS = ("activation_beta", "n_iter", "l1", "max_epochs", "system")
+
+
+def dnmf_training_matrices(
+    mixtures: Sequence[Any],
+    W_speech: torch.Tensor,
+    W_noise: torch.Tensor,
+    beta: float = 1.0,
+    n_iter: int = 100,
+    l1: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixture and clean-speech magnitudes of the training mixtures, and the mixtures' fixed-``W`` activations.
+
+    The activations of each mixture are computed on their own, exactly as :class:`~vaenmf.tasks.separators.MUSeparator`
+    computes them at test time (same flat start, which depends on the utterance's mean level), so the
+    reconstruction bases are trained on the activations they will be applied to.
+
+    Args:
+        mixtures: Objects with ``mixture`` and ``speech`` waveforms (``vaenmf.data.speech.Mixture``).
+        W_speech, W_noise: The analysis bases ``(m, r_s)``, ``(m, r_n)``.
+        beta: Divergence of the activation updates.
+        n_iter: Number of activation updates.
+        l1: L1 weight on the activations.
+
+    Returns:
+        ``(M, S, H)`` with the frames of all mixtures concatenated.
+
+    Shape:
+        M, S: ``(m, N)``; H: ``(r_s + r_n, N)`` over the ``N`` frames of all mixtures.
+    """
+    if not mixtures:
+        raise DataError(
+            "DNMF trains its reconstruction bases on training mixtures, but the data module provided none "
+            "(check data.n_train_utterances)"
+        )
+    W = torch.cat([W_speech, W_noise], dim=1)
+    mags, speech_mags, activations = [], [], []
+    # Per-utterance work on 257-bin spectrograms: one thread (see runtime.single_threaded).
+    with single_threaded():
+        for mix in mixtures:
+            M = magnitude(mix.mixture).to(W.dtype)
+            mags.append(M)
+            speech_mags.append(magnitude(mix.speech).to(W.dtype))
+            activations.append(fit_activations(M, W, beta=beta, n_iter=n_iter, l1=l1))
+    return torch.cat(mags, dim=1), torch.cat(speech_mags, dim=1), torch.cat(activations, dim=1)
+
+
+def check_discriminative_config(model_cfg: DictConfig) -> tuple[DictConfig, float, int, float, int]:
+    """Validate ``model.discriminative``; returns it with its activation beta, n_iter, L1 and epochs."""
+    dcfg = model_cfg.get("discriminative")
+    if dcfg is None:
+        raise ConfigError(
+            f"model={model_cfg.get('name')} needs a model.discriminative node with keys {list(DISCRIMINATIVE_KEYS)} "
+            "(see conf/model/dnmf.yaml)"
+        )
+    missing = [key for key in DISCRIMINATIVE_KEYS if key not in dcfg]
+    unknown = sorted(set(dcfg.keys()) - set(DISCRIMINATIVE_KEYS))
+    if missing or unknown:
+        raise ConfigError(
+            f"model.discriminative must have exactly the keys {list(DISCRIMINATIVE_KEYS)}; "
+            f"missing {missing}, unknown {unknown}"
+        )
+    beta = check_beta(dcfg.activation_beta)
+    n_iter, max_epochs, l1 = dcfg.n_iter, dcfg.max_epochs, dcfg.l1
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
+        raise ConfigError(f"model.discriminative.n_iter must be an integer >= 1, got {n_iter!r}")
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
+        raise ConfigError(
+            f"model.discriminative.max_epochs must be an integer >= 0 (0: reconstruction bases = analysis "
+            f"bases), got {max_epochs!r}"
+        )
+    if isinstance(l1, bool) or not isinstance(l1, (int, float)) or not 0 <= float(l1) < float("inf"):
+        raise ConfigError(f"model.discriminative.l1 must be a finite number >= 0, got {l1!r}")
+    if "_target_" not in dcfg.system:
+        raise ConfigError("model.discriminative.system must name its class in _target_")
+    return dcfg, beta, n_iter, float(l1), max_epochs
+
+
+def train_reconstruction_bases(
+    model_cfg: DictConfig,
+    job: JobContext,
+    W_speech: torch.Tensor,
+    W_noise: torch.Tensor,
+    datamodule: Any,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DNMF reconstruction bases ``(Wb^s, Wb^n)`` trained on the data module's training mixtures.
+
+    Activations of every training mixture are computed once with ``[W^s W^n]`` fixed; then the system of
+    ``model.discriminative.system`` (:class:`~vaenmf.systems.dnmf.DNMFSystem`) runs ``max_epochs`` full-batch
+    multiplicative updates of the reconstruction bases under the job's Trainer (stage ``dnmf_recon``: its own
+    logs and checkpoints, resumed from ``last.ckpt`` when a previous attempt left one).
+
+    Args:
+        model_cfg: The ``model`` config group with its ``discriminative`` node.
+        job: The job's context.
+        W_speech, W_noise: The analysis bases (the NMF dictionaries).
+        datamodule: Provides ``training_mixtures()``.
+        seed: The job's seed (the updates are deterministic; kept for a uniform stage signature).
+
+    Returns:
+        ``(Wb_speech, Wb_noise)``, float32 on the CPU, the shapes of ``W_speech`` and ``W_noise``.
+
+    Raises:
+        ConfigError: A missing, unknown or invalid ``model.discriminative`` key.
+        DataError: No training mixtures, or bases that are not finite and nonnegative.
+
+    Shape:
+        W_speech ``(m, r_s)``, W_noise ``(m, r_n)``; outputs the same.
+    """
+    dcfg, beta, n_iter, l1, max_epochs = check_discriminative_config(model_cfg)
+    W_speech = as_nonnegative_tensor(W_speech, "speech dictionary", dtype=torch.float32).cpu()
+    W_noise = as_nonnegative_tensor(W_noise, "noise dictionary", dtype=torch.float32).cpu()
+    if max_epochs == 0:
+        log.info("%s: max_epochs = 0, reconstruction bases = analysis bases", STAGE)
+        return W_speech.clone(), W_noise.clone()
+    try:
+        system = instantiate(dcfg.system, W_speech=W_speech, W_noise=W_noise, log_prefix=f"{STAGE}/")
+    except InstantiationException as err:
+        # Hydra wraps the system's own ConfigError in a long message with the call chain; show the error alone.
+        if isinstance(err.__cause__, VaenmfError):
+            raise err.__cause__ from None
+        raise ConfigError(f"model.discriminative.system could not be built: {err}") from None
+    mixtures = datamodule.training_mixtures()
+    M, S, H = dnmf_training_matrices(mixtures, W_speech, W_noise, beta=beta, n_iter=n_iter, l1=l1)
+    r_s = W_speech.shape[1]
+    objective_before = _objective(system, M, S, H, r_s)
+    extra = [EpochProgressBar(STAGE)] if job.cfg.trainer.get("enable_progress_bar", True) else []
+    trainer = job.trainer(STAGE, max_epochs=max_epochs, extra_callbacks=extra)
+    log.info(
+        "%s: %d updates of the reconstruction bases on %d frames of %d training mixtures",
+        STAGE,
+        max_epochs,
+        M.shape[1],
+        len(mixtures),
+    )
+    with job.cpu_threads_for(minibatch=False):
+        trainer.fit(
+            system, train_dataloaders=dnmf_dataloader(M, S, H), ckpt_path=job.resume_checkpoint(STAGE)
+        )
+    Wb_speech, Wb_noise = system.reconstruction_bases()
+    objective_after = _objective(system, M, S, H, r_s, (Wb_speech, Wb_noise))
+    log.info(
+        "%s: objective d_beta(S | S_hat) per entry %.5g with Wb = W, %.5g after training",
+        STAGE,
+        objective_before,
+        objective_after,
+    )
+    return Wb_speech, Wb_noise
+
+
+def _objective(
+    system: Any,
+    M: torch.Tensor,
+    S: torch.Tensor,
+    H: torch.Tensor,
+    r_s: int,
+    bases: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> float:
+    Wb_speech, Wb_noise = bases or (system.Wb_speech.cpu(), system.Wb_noise.cpu())
+    with torch.no_grad():
+        D = dnmf_objective(S, M, Wb_speech, Wb_noise, H[:r_s], H[r_s:], beta=system.hparams.beta)
+    return float(D) / S.numel()

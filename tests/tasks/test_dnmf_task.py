@@ -1,0 +1,233 @@
+"""The DNMF stage of the speech task: config, training on mixtures, resume, clear errors, and the CLI end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from vaenmf.data.features import magnitude
+from vaenmf.errors import ConfigError, DataError
+from vaenmf.nmf import fit_activations, nmf, normalize_dictionary
+from vaenmf.nmf.dnmf import dnmf_objective
+from vaenmf.tasks.dnmf import dnmf_training_matrices, train_reconstruction_bases
+from vaenmf.tasks.runtime import JobContext
+from vaenmf.train import CONFIG_DIR
+
+TRAIN = [sys.executable, "-m", "vaenmf.train"]
+
+
+def _compose(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                "model=dnmf",
+                "logger=none",
+                "trainer.enable_progress_bar=false",
+                f"paths.output_root={tmp_path}",
+                *overrides,
+            ],
+        )
+
+
+@dataclass
+class _Mix:
+    speech: torch.Tensor
+    noise: torch.Tensor
+    mixture: torch.Tensor
+
+
+def _signals(n: int, length: int = 6000, seed: int = 0) -> list[_Mix]:
+    """Harmonic "speech" with a moving pitch plus low-passed noise, at about 0 dB."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / 16000
+    out = []
+    for i in range(n):
+        f0 = 150 + 40 * i + 30 * torch.sin(2 * torch.pi * 2 * t)
+        phase = 2 * torch.pi * torch.cumsum(f0, 0) / 16000
+        speech = sum(torch.sin(k * phase) / k for k in range(1, 6)) * 0.1 * torch.hann_window(length)
+        noise = torch.randn(length, generator=g)
+        noise = 0.1 * torch.nn.functional.conv1d(
+            noise.view(1, 1, -1), torch.ones(1, 1, 5) / 5, padding="same"
+        ).view(-1)
+        out.append(_Mix(speech, noise, speech + noise))
+    return out
+
+
+class _DataModule:
+    def __init__(self, mixtures: list[_Mix]) -> None:
+        self.mixtures = mixtures
+
+    def training_mixtures(self) -> list[_Mix]:
+        return self.mixtures
+
+
+def _bases(mixtures: list[_Mix], rank: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    S = torch.cat([magnitude(m.speech) for m in mixtures], dim=1)
+    N = torch.cat([magnitude(m.noise) for m in mixtures], dim=1)
+    W_s, _ = normalize_dictionary(nmf(S, rank, max_iter=40, seed=0).W)
+    W_n, _ = normalize_dictionary(nmf(N, rank, max_iter=40, seed=1).W)
+    return W_s, W_n
+
+
+def test_activation_settings_follow_the_mu_separator(tmp_path):
+    cfg = _compose(tmp_path, "separator.n_iter=37", "separator.l1=0.5")
+    d = cfg.model.discriminative
+    assert (d.n_iter, d.l1, d.activation_beta) == (37, 0.5, 1.0)
+    assert cfg.model.system._target_ == "vaenmf.systems.NMFSystem"
+    assert cfg.model.discriminative.system._target_ == "vaenmf.systems.dnmf.DNMFSystem"
+    # The DNN separator has no such keys: the model's own defaults apply, and the config still resolves.
+    dnn = _compose(tmp_path, "separator=dnn", "model.beta=2")
+    assert dnn.separator.name == "dnn"
+    assert (dnn.model.discriminative.n_iter, dnn.model.discriminative.activation_beta) == (100, 2.0)
+    OmegaConf.to_container(dnn, resolve=False)
+
+
+def test_training_matrices_are_the_test_time_activations():
+    mixtures = _signals(2)
+    W_s, W_n = _bases(mixtures, rank=3)
+    M, S, H = dnmf_training_matrices(mixtures, W_s, W_n, n_iter=20)
+    first = magnitude(mixtures[0].mixture)
+    assert M.shape == S.shape == (257, 2 * first.shape[1]) and H.shape == (6, M.shape[1])
+    # Each mixture's activations on their own, as MUSeparator computes them at test time.
+    expected = fit_activations(first, torch.cat([W_s, W_n], dim=1), n_iter=20)
+    torch.testing.assert_close(H[:, : first.shape[1]], expected)
+    torch.testing.assert_close(S[:, : first.shape[1]], magnitude(mixtures[0].speech))
+
+
+def test_trained_bases_beat_the_analysis_bases_and_resume(tmp_path):
+    mixtures = _signals(3)
+    W_s, W_n = _bases(mixtures)
+    datamodule = _DataModule(mixtures)
+    overrides = ["model.checkpoint_every=1", "model.discriminative.n_iter=30"]
+
+    straight_cfg = _compose(tmp_path, *overrides, "model.discriminative.max_epochs=20")
+    Wb_s, Wb_n = train_reconstruction_bases(
+        straight_cfg.model, JobContext(straight_cfg, tmp_path / "straight"), W_s, W_n, datamodule, 0
+    )
+    assert Wb_s.shape == W_s.shape and Wb_n.shape == W_n.shape
+    assert Wb_s.dtype == torch.float32 and Wb_s.device.type == "cpu"
+    assert (Wb_s >= 0).all() and (Wb_n >= 0).all()
+    M, S, H = dnmf_training_matrices(mixtures, W_s, W_n, n_iter=30)
+    before = dnmf_objective(S, M, W_s, W_n, H[:6], H[6:]).item()
+    after = dnmf_objective(S, M, Wb_s, Wb_n, H[:6], H[6:]).item()
+    # Measured: 20 updates take the objective 17% below its value with Wb = W on these mixtures.
+    assert after < 0.95 * before
+    assert (tmp_path / "straight" / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
+
+    # A job killed after 8 updates and run again continues from its last.ckpt to the same bases.
+    job_dir = tmp_path / "killed"
+    short = _compose(tmp_path, *overrides, "model.discriminative.max_epochs=8")
+    partial = train_reconstruction_bases(short.model, JobContext(short, job_dir), W_s, W_n, datamodule, 0)
+    assert not torch.allclose(partial[0], Wb_s)
+    resumed = train_reconstruction_bases(
+        straight_cfg.model, JobContext(straight_cfg, job_dir), W_s, W_n, datamodule, 0
+    )
+    torch.testing.assert_close(resumed[0], Wb_s)
+    torch.testing.assert_close(resumed[1], Wb_n)
+
+
+def test_bad_configuration_and_data_give_one_clear_error(tmp_path):
+    mixtures = _signals(1)
+    W_s, W_n = _bases(mixtures, rank=2)
+    dm = _DataModule(mixtures)
+    cfg = _compose(tmp_path)
+    job = JobContext(cfg, tmp_path / "job")
+
+    nmf_cfg = _compose(tmp_path, "model=nmf")
+    with pytest.raises(ConfigError, match="needs a model.discriminative node"):
+        train_reconstruction_bases(nmf_cfg.model, job, W_s, W_n, dm, 0)
+    for override, message in (
+        ("model.discriminative.n_iter=0", "n_iter must be an integer >= 1"),
+        ("model.discriminative.max_epochs=-1", "max_epochs must be an integer >= 0"),
+        ("model.discriminative.l1=-1", "l1 must be a finite number >= 0"),
+        ("model.discriminative.activation_beta=kl", "beta must be a number"),
+        ("model.discriminative.system.beta=kl", "beta must be a number"),
+    ):
+        bad = _compose(tmp_path, override)
+        with pytest.raises(ConfigError, match=message):
+            train_reconstruction_bases(bad.model, job, W_s, W_n, dm, 0)
+    extra = _compose(tmp_path)
+    OmegaConf.set_struct(extra, False)
+    extra.model.discriminative.n_itr = 3
+    with pytest.raises(ConfigError, match=r"unknown \['n_itr'\]"):
+        train_reconstruction_bases(extra.model, job, W_s, W_n, dm, 0)
+    with pytest.raises(DataError, match="training mixtures"):
+        train_reconstruction_bases(cfg.model, job, W_s, W_n, _DataModule([]), 0)
+    with pytest.raises(DataError, match="noise dictionary contains 1 NaN"):
+        W_bad = W_n.clone()
+        W_bad[0, 0] = float("nan")
+        train_reconstruction_bases(cfg.model, job, W_s, W_bad, dm, 0)
+    # max_epochs = 0: the reconstruction bases are the analysis bases (the NMF mask), no training stage.
+    zero = _compose(tmp_path, "model.discriminative.max_epochs=0")
+    Wb_s, Wb_n = train_reconstruction_bases(zero.model, job, W_s, W_n, dm, 0)
+    torch.testing.assert_close(Wb_s, W_s)
+    torch.testing.assert_close(Wb_n, W_n)
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [*TRAIN, *args, "torch_threads=1"], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_dnmf_column_end_to_end(tmp_path):
+    out = tmp_path / "job"
+    result = _run(
+        [
+            "experiment=smoke",
+            "model=dnmf",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+            "cache_dictionaries=false",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("dnmf", "mu", "ok")
+    # Measured: SDR 3.8 dB against -4.9 dB unprocessed at -5 dB.
+    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+    assert (out / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
+    with open(out / "csv" / "dnmf_recon" / "metrics.csv") as fh:
+        objective = [
+            float(r["dnmf_recon/objective"]) for r in csv.DictReader(fh) if r["dnmf_recon/objective"]
+        ]
+    assert len(objective) >= 2 and objective[-1] < objective[0]
+
+
+def test_dnmf_with_the_dnn_separator_runs(tmp_path):
+    out = tmp_path / "job"
+    result = _run(
+        [
+            "experiment=smoke",
+            "model=dnmf",
+            "separator=dnn",
+            f"paths.output_root={tmp_path}",
+            f"hydra.run.dir={out}",
+            "logger=none",
+            "model.max_iter=10",
+            "model.discriminative.max_epochs=10",
+            "separator.max_epochs=3",
+            "data.n_test_utterances=1",
+            "data.test_snrs=[-5]",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("dnmf", "dnn", "ok")
+    assert (out / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
+    assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
+    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"]
