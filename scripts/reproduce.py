@@ -18,6 +18,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Each experiment and the data config of its real-corpus run (``--data-root``).
 EXPERIMENTS = {"table1": "speech_timit", "table2": "speech_timit", "fig2_vaf": "ninapro_db1"}
+#: The sweeps of each experiment: the experiment's own grid (the dictionary x activation-estimator grid of NMF
+#: and VAE-NMF for the tables), then the columns outside that grid, DNMF (its MU separator) and the DRNN (its own
+#: network, no dictionaries). A command-line value overrides the experiment's sweep of that key.
+SWEEPS = {
+    "table1": {"": [], "_dnmf": ["model=dnmf", "separator=mu"], "_drnn": ["model=drnn", "separator=drnn"]},
+    "table2": {"": [], "_dnmf": ["model=dnmf", "separator=mu"], "_drnn": ["model=drnn", "separator=drnn"]},
+    "fig2_vaf": {"": []},
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,22 +55,26 @@ def main(argv: list[str] | None = None) -> int:
         data = (
             [f"data={EXPERIMENTS[experiment]}", f"paths.data_root={args.data_root}"] if args.data_root else []
         )
-        command = [
-            sys.executable,
-            "-m",
-            "vaenmf.train",
-            "-m",
-            f"experiment={experiment}",
-            f"seed={args.seeds}",
-            f"hydra.sweep.dir={sweeps / experiment}",
-            f"paths.output_root={out}",
-            *data,
-            *args.overrides,
-        ]
-        print(f"\n=== {experiment}: {' '.join(command[2:])}", flush=True)
-        if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:
-            failed.append(experiment)
-            print(f"!!! some jobs of {experiment} failed; the report marks their cells", flush=True)
+        for suffix, extra in SWEEPS[experiment].items():
+            command = [
+                sys.executable,
+                "-m",
+                "vaenmf.train",
+                "-m",
+                f"experiment={experiment}",
+                *extra,
+                f"seed={args.seeds}",
+                f"hydra.sweep.dir={sweeps / (experiment + suffix)}",
+                f"paths.output_root={out}",
+                *data,
+                *args.overrides,
+            ]
+            print(f"\n=== {experiment}{suffix}: {' '.join(command[2:])}", flush=True)
+            if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:
+                failed.append(experiment + suffix)
+                print(
+                    f"!!! some jobs of {experiment}{suffix} failed; the report marks their cells", flush=True
+                )
     report = [sys.executable, "-m", "vaenmf.report.cli", str(sweeps), "--out", str(out)]
     print(f"\n=== report: {' '.join(report[2:])}", flush=True)
     report_rc = subprocess.run(report, cwd=REPO_ROOT, env=env).returncode

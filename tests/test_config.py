@@ -38,6 +38,22 @@ def test_struct_mode_rejects_unknown_keys():
 def test_experiment_files_declare_their_sweeps():
     cfg = _compose(["experiment=table1"], hydra=True)
     params = cfg.hydra.sweeper.params
-    assert params.model == "nmf,dnmf,vae_nmf" and params.separator == "mu,dnn"
+    assert params.model == "nmf,vae_nmf" and params.separator == "mu,dnn"
     assert params.noise == "factory,babble"
     assert _compose(["experiment=table2"]).noise == "pooled"
+
+
+def test_command_line_value_replaces_the_experiment_sweep():
+    """`make reproduce` runs the DNMF and DRNN columns as `-m experiment=table1 model=drnn separator=drnn`."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = _compose(["experiment=table1"], hydra=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    # BasicSweeper.sweep appends the command line to the config's params, in this order.
+    overrides = OverridesParser.create().parse_overrides([*params, "model=drnn", "separator=drnn"])
+    jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    assert sorted(tuple(sorted(j)) for j in jobs) == [
+        ("model=drnn", "noise=babble", "separator=drnn"),
+        ("model=drnn", "noise=factory", "separator=drnn"),
+    ]

@@ -186,3 +186,26 @@ def test_only_rank_zero_scores_and_writes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (out / "metrics.json").exists() and not (out / "config.yaml").exists()
     assert "enhance+score" not in result.stderr
+
+
+def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_path):
+    """`trainer=ddp_sim`: two spawned CPU processes (gloo), the code path of multi-GPU DDP."""
+    out = tmp_path / "vae"
+    args = [
+        "experiment=smoke",
+        "model=vae_nmf",
+        "model.max_iter=2",
+        "separator.max_epochs=2",
+        "trainer=ddp_sim",
+    ]
+    result = _run([*args, f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["config"]["trainer"]["devices"] == 2
+    assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
+
+    # Full-batch NMF has nothing for DDP to synchronise: one clear message, not Lightning's DDP error.
+    result = _run(["experiment=smoke", "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'nmf'}"], tmp_path)
+    assert result.returncode == 1
+    assert "runs full-batch multiplicative updates on one device" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,10 +1,12 @@
-"""A DataModule over one nonnegative data matrix, for the dictionary-learning systems."""
+"""DataModules over in-memory tensors: one data matrix (dictionary learning) or paired training tensors."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 
 class _WholeMatrix(Dataset):
@@ -75,3 +77,52 @@ class MatrixDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             drop_last=False,
         )
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Shuffled mini-batches of paired tensors (inputs, targets, ...), with an optional validation set.
+
+    The loaders, and the shuffling generator, are built in :meth:`train_dataloader` rather than passed in: a
+    DataLoader holding a ``torch.Generator`` cannot be sent to ``ddp_spawn`` worker processes (torch fails to
+    rebuild the generator's shared state there; measured with ``trainer=ddp_sim``).
+
+    Args:
+        train_set: Tensors with the same first dimension (the items).
+        val_set: Validation tensors, or None.
+        batch_size: Items per training batch.
+        seed: Seed of the shuffling order.
+        drop_last: Drop a last incomplete training batch (BatchNorm needs more than one item per batch).
+        val_batch_size: Items per validation batch.
+
+    Shape:
+        Every tensor of a set: ``(N, ...)`` with the same ``N``.
+    """
+
+    def __init__(
+        self,
+        train_set: Sequence[torch.Tensor],
+        val_set: Sequence[torch.Tensor] | None,
+        batch_size: int,
+        seed: int = 0,
+        drop_last: bool = False,
+        val_batch_size: int = 256,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set = tuple(train_set), None if val_set is None else tuple(val_set)
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.drop_last, self.val_batch_size = drop_last, int(val_batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            TensorDataset(*self.train_set),
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=self.drop_last,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(TensorDataset(*self.val_set), batch_size=self.val_batch_size)

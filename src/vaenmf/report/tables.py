@@ -82,7 +82,7 @@ COLUMN_KEYS: dict[str, tuple[str, str]] = {
 }
 #: Dictionary methods this version of the package can run; a paper column of any other method without a job is
 #: marked "not implemented" rather than "missing".
-IMPLEMENTED_METHODS: frozenset[str] = frozenset({"nmf", "vae_nmf"})
+IMPLEMENTED_METHODS: frozenset[str] = frozenset({"nmf", "dnmf", "drnn", "vae_nmf"})
 #: Paper metric -> key in a job's ``summary[snr]``.
 METRIC_KEYS: dict[str, str] = {"sdr": "sdr", "sir": "sir", "sar": "sar", "pesq": "pesq_nb"}
 METRIC_LABELS: dict[str, str] = {"sdr": "SDR", "sir": "SIR", "sar": "SAR", "pesq": "PESQ"}

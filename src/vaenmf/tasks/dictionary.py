@@ -124,7 +124,10 @@ def train_dictionary_system(
     extra = (
         [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
     )
-    trainer = job.trainer(stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra)
+    trainable = any(p.requires_grad for p in system.parameters())
+    trainer = job.trainer(
+        stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra, single_device=not trainable
+    )
     log.info(
         "%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1]
     )

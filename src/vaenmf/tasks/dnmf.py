@@ -153,7 +153,7 @@ def train_reconstruction_bases(
     r_s = W_speech.shape[1]
     objective_before = _objective(system, M, S, H, r_s)
     extra = [EpochProgressBar(STAGE)] if job.cfg.trainer.get("enable_progress_bar", True) else []
-    trainer = job.trainer(STAGE, max_epochs=max_epochs, extra_callbacks=extra)
+    trainer = job.trainer(STAGE, max_epochs=max_epochs, extra_callbacks=extra, single_device=True)
     log.info(
         "%s: %d updates of the reconstruction bases on %d frames of %d training mixtures",
         STAGE,

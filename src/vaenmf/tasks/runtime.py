@@ -19,6 +19,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vaenmf.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -187,10 +189,20 @@ class JobContext:
         return None
 
     def trainer(
-        self, stage: str, max_epochs: int, extra_callbacks: Iterable[pl.Callback] = (), **overrides: Any
+        self,
+        stage: str,
+        max_epochs: int,
+        extra_callbacks: Iterable[pl.Callback] = (),
+        single_device: bool = False,
+        **overrides: Any,
     ) -> pl.Trainer:
-        """A Trainer for one stage: the configured trainer, this stage's loggers, callbacks and checkpoints."""
-        return instantiate(
+        """A Trainer for one stage: the configured trainer, this stage's loggers, callbacks and checkpoints.
+
+        Args:
+            single_device: The stage has no gradient-trained parameters (multiplicative updates): refuse a
+                multi-process trainer with a clear message instead of Lightning's DDP error.
+        """
+        trainer = instantiate(
             self.cfg.trainer,
             max_epochs=int(max_epochs),
             logger=self.loggers(stage) or False,
@@ -198,6 +210,13 @@ class JobContext:
             default_root_dir=str(self.output_dir),
             **overrides,
         )
+        if single_device and trainer.world_size > 1:
+            raise ConfigError(
+                f"stage {stage} runs full-batch multiplicative updates on one device, but the trainer has "
+                f"world_size {trainer.world_size}; use trainer=cpu or trainer=gpu for model={self.cfg.model.name} "
+                "(multi-GPU DDP helps the trained networks: model=vae_nmf, separator=dnn, model=drnn)"
+            )
+        return trainer
 
     def cpu_threads_for(self, minibatch: bool) -> contextlib.AbstractContextManager:
         """The thread setting of a training stage.

@@ -9,9 +9,9 @@ from typing import Any, Protocol
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, TensorDataset
 
 from vaenmf.data.features import magnitude
+from vaenmf.data.matrix import TensorDataModule
 from vaenmf.errors import ConfigError
 from vaenmf.models.encoding_dnn import stack_context
 from vaenmf.nmf.masks import separate_mu, separate_with_activations
@@ -222,18 +222,13 @@ def build_dnn_separator(
         inputs.shape[0] - n_train,
         len(mixtures),
     )
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
-        TensorDataset(inputs[:n_train], targets[:n_train]),
+    data = TensorDataModule(
+        (inputs[:n_train], targets[:n_train]),
+        (inputs[n_train:], targets[n_train:]) if n_train < inputs.shape[0] else None,
         batch_size=int(cfg.batch_size),
-        shuffle=True,
-        generator=generator,
+        seed=seed,
         drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
-    )
-    val_loader = (
-        DataLoader(TensorDataset(inputs[n_train:], targets[n_train:]), batch_size=1024)
-        if n_train < inputs.shape[0]
-        else None
+        val_batch_size=1024,
     )
     system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1])
     if W_noise.shape[1] != W_speech.shape[1]:
@@ -242,12 +237,7 @@ def build_dnn_separator(
             f"rank {W_noise.shape[1]} must be equal"
         )
     stage = "encoder"
-    trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if val_loader else 0)
+    trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if data.val_set else 0)
     with job.cpu_threads_for(minibatch=True):
-        trainer.fit(
-            system,
-            train_dataloaders=train_loader,
-            val_dataloaders=val_loader,
-            ckpt_path=job.resume_checkpoint(stage),
-        )
+        trainer.fit(system, datamodule=data, ckpt_path=job.resume_checkpoint(stage))
     return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power), mask_bases=mask_bases)
