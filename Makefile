@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vaenmf-installed
 OUT ?= outputs/reproduce
+# Extra overrides for scripts/reproduce.py, e.g. ARGS="speech:data.n_test_utterances=4 seed=1".
+ARGS ?=
 PYTEST_ARGS ?=
 
 export WANDB_ERROR_REPORTING := false
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --out $(OUT)
+	$(BIN)/python scripts/reproduce.py --out $(OUT) $(ARGS)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -28,6 +28,26 @@ SWEEPS = {
 }
 
 
+#: Override prefixes that name a group of experiments.
+PREFIX_GROUPS = {"speech": ("table1", "table2")}
+
+
+def overrides_for(experiment: str, overrides: list[str]) -> list[str]:
+    """The overrides that apply to ``experiment``: unprefixed ones, and ``PREFIX:KEY=VALUE`` whose prefix names it.
+
+    Speech and synergy jobs have different config keys (``data.n_test_utterances`` exists only for speech data),
+    so an override meant for one kind would break the other's sweep.
+    """
+    selected = []
+    for item in overrides:
+        prefix, sep, rest = item.partition(":")
+        if not sep or "=" in prefix:  # no prefix (a value may itself contain ':')
+            selected.append(item)
+        elif experiment == prefix or experiment in PREFIX_GROUPS.get(prefix, ()):
+            selected.append(rest)
+    return selected
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -38,9 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated subset")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra Hydra overrides: KEY=VALUE for every job, or PREFIX:KEY=VALUE for some only, with PREFIX an "
+        "experiment (table1, table2, fig2_vaf) or 'speech' (both tables); e.g. speech:data.n_test_utterances=4 "
+        "fig2_vaf:data.subjects=[1]",
+    )
     args = parser.parse_args(argv)
 
+    known = set(EXPERIMENTS) | set(PREFIX_GROUPS)
+    for item in args.overrides:
+        prefix, sep, _ = item.partition(":")
+        if sep and "=" not in prefix and prefix not in known:
+            parser.error(
+                f"override {item!r}: unknown prefix {prefix!r}; use one of {', '.join(sorted(known))}"
+            )
     out = args.out.resolve()
     sweeps = out / "sweeps"
     env = {**os.environ, "VAENMF_ROOT": str(REPO_ROOT)}
@@ -55,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         data = (
             [f"data={EXPERIMENTS[experiment]}", f"paths.data_root={args.data_root}"] if args.data_root else []
         )
+        mine = overrides_for(experiment, args.overrides)
         for suffix, extra in SWEEPS[experiment].items():
             command = [
                 sys.executable,
@@ -67,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"hydra.sweep.dir={sweeps / (experiment + suffix)}",
                 f"paths.output_root={out}",
                 *data,
-                *args.overrides,
+                *mine,
             ]
             print(f"\n=== {experiment}{suffix}: {' '.join(command[2:])}", flush=True)
             if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:

@@ -350,3 +350,25 @@ def vaf(X: Any, X_hat: Any, axis: int | None = None) -> float | np.ndarray:
         out = 1.0 - num / den
     out = np.where(den > 0, out, np.nan)
     return float(out) if axis is None else np.asarray(out)
+
+
+def matched_cosine(W: Any, W_true: Any) -> float:
+    """Mean cosine similarity of dictionary atoms after the best one-to-one pairing (Hungarian method).
+
+    The usual score of dictionary (synergy) recovery: invariant to the atoms' order and scale; 1 means every
+    fitted atom is parallel to a true one. With different ranks the smaller set is paired.
+
+    Shape:
+        W, W_true: ``(m, r)`` and ``(m, r')``, numpy arrays or tensors.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    def unit(a: Any) -> np.ndarray:
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        a = np.asarray(a, dtype=np.float64)
+        return a / np.maximum(np.linalg.norm(a, axis=0, keepdims=True), 1e-12)
+
+    similarity = unit(W).T @ unit(W_true)
+    rows, cols = linear_sum_assignment(-similarity)
+    return float(similarity[rows, cols].mean())

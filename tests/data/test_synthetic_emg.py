@@ -7,8 +7,8 @@ import torch
 
 from vaenmf.data.ninapro import TRAIN_REPETITIONS
 from vaenmf.data.synthetic_emg import DemoEMGSpec, generate_emg_recording, true_synergies
+from vaenmf.metrics import matched_cosine
 from vaenmf.nmf.fit import nmf
-from vaenmf.tasks.synergy import matched_cosine
 
 SPEC = DemoEMGSpec(n_movements=3)
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch.distributions import Exponential, Normal, Poisson
 
 from vaenmf.errors import ConfigError, DataError
+from vaenmf.metrics import matched_cosine
 from vaenmf.models import LIKELIHOODS, VAENMF, kl_gamma
 
 
@@ -24,15 +24,6 @@ def _synthetic(
     z = torch._standard_gamma(torch.full((n, r), 0.5), generator=g)
     x = z @ w.T + 0.01 * torch.rand(n, m, generator=g)
     return x, w, g
-
-
-def _matched_cosine(w_fit: torch.Tensor, w_true: torch.Tensor) -> float:
-    """Mean cosine similarity of the atoms after pairing them by the Hungarian method."""
-    a = torch.nn.functional.normalize(w_fit.double(), dim=0)
-    b = torch.nn.functional.normalize(w_true.double(), dim=0)
-    cos = (a.T @ b).numpy()
-    rows, cols = linear_sum_assignment(-cos)
-    return float(cos[rows, cols].mean())
 
 
 def _train(
@@ -74,7 +65,7 @@ def test_recovers_known_dictionary() -> None:
     model, w_true, _ = _fit(seed=1)
     w = model.dictionary()
     assert bool((w >= 0).all())
-    cos = _matched_cosine(w, w_true)
+    cos = matched_cosine(w, w_true)
     assert cos >= 0.9, cos
     x, _, _ = _synthetic(1)
     mean = model.posterior_mean(x[:256])
@@ -83,7 +74,7 @@ def test_recovers_known_dictionary() -> None:
 
 @pytest.mark.slow
 def test_recovers_known_dictionary_over_seeds() -> None:
-    cosines = [_matched_cosine(_fit(seed=s)[0].dictionary(), _fit_truth(s)) for s in range(5)]
+    cosines = [matched_cosine(_fit(seed=s)[0].dictionary(), _fit_truth(s)) for s in range(5)]
     assert min(cosines) >= 0.85 and float(np.mean(cosines)) >= 0.95, cosines
 
 

@@ -43,7 +43,11 @@ def _write_synergy_job(
         "summary": {
             f"train/{k}": {"vaf_mean": 0.9, "vaf_std": 0.0, "vaf_min": 0.9, "n_movements": 2} for k in keys
         },
-        "config": {"synergy": {"figure_subject": 1, "figure_movement": 1}},
+        "rank": 4,
+        "config": {
+            "synergy": {"figure_subject": 1, "figure_movement": 1},
+            "data": {"train_repetitions": [1, 3, 4, 6, 7, 8, 9], "test_repetitions": [2, 5, 10]},
+        },
     }
     if status != "ok":
         data["error"] = "DataError: broken"
@@ -77,6 +81,7 @@ def test_paper_claims_are_checked_on_the_numbers(tmp_path):
     _write_synergy_job(tmp_path / "a", "0", "nmf", [0.95, 0.96, 0.97])
     _write_synergy_job(tmp_path / "a", "1", "vae_nmf", [0.91, 0.92, 0.93])
     md = render_markdown(load_jobs([tmp_path / "a"]))
+    assert "rank-4 synergies; training repetitions [1, 3, 4, 6, 7, 8, 9], held-out [2, 5, 10]" in md
     assert "above 90% for every muscle: yes" in md and "VAE-NMF below NMF for every muscle: yes (3 of 3" in md
     _write_synergy_job(tmp_path / "b", "0", "nmf", [0.95, 0.96, 0.97])
     _write_synergy_job(tmp_path / "b", "1", "vae_nmf", [0.85, 0.98, 0.93])

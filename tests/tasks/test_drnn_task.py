@@ -170,6 +170,7 @@ def test_drnn_column_end_to_end(tmp_path):
     assert summary["sdr"] > summary["sdr_input"] + 1.0, summary
     # No dictionaries are fitted; the network's stage leaves its checkpoint and its CSV log.
     assert not (out / "checkpoints" / "speech_dict").exists()
+    assert "separator" in metrics["timings_s"] and "dictionaries" not in metrics["timings_s"]
     assert (out / "checkpoints" / "drnn" / "last.ckpt").is_file()
     header = (out / "csv" / "drnn" / "metrics.csv").read_text().splitlines()[0]
     assert "drnn/loss_epoch" in header

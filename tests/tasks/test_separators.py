@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+import pytest
 import torch
 
 from vaenmf.data.features import magnitude
+from vaenmf.errors import ConfigError
+from vaenmf.models import EncodingDNN
 from vaenmf.nmf import fit_activations
-from vaenmf.tasks.separators import MUSeparator, encoder_training_pairs
+from vaenmf.nmf.masks import separate_with_activations
+from vaenmf.tasks.separators import DNNSeparator, MUSeparator, encoder_training_pairs
 
 
 @dataclass
@@ -52,3 +57,24 @@ def test_mu_separator_output_is_a_masked_mixture():
     estimate = MUSeparator(W_s, W_n, n_iter=20)(Y)
     assert estimate.shape == Y.shape
     assert (estimate >= 0).all() and (estimate <= Y + 1e-6).all()
+
+
+def test_mask_bases_build_the_mask_from_the_same_activations():
+    """DNMF: activations with the analysis bases, the mask with the reconstruction bases."""
+    g = torch.Generator().manual_seed(0)
+    W_s, W_n = torch.rand(20, 3, generator=g), torch.rand(20, 3, generator=g)
+    Wb_s, Wb_n = torch.rand(20, 3, generator=g), torch.rand(20, 3, generator=g)
+    mag = torch.rand(20, 15, generator=g) + 0.1
+    H = fit_activations(mag, torch.cat([W_s, W_n], dim=1), beta=1.0, n_iter=30)
+    expected = separate_with_activations(mag, Wb_s, Wb_n, H[:3], H[3:], 2.0)
+    with_bases = MUSeparator(W_s, W_n, n_iter=30, mask_bases=(Wb_s, Wb_n))(mag)
+    torch.testing.assert_close(with_bases, expected)
+    assert not torch.allclose(with_bases, MUSeparator(W_s, W_n, n_iter=30)(mag))
+
+    system = SimpleNamespace(model=EncodingDNN(20, 3, hidden=8, n_layers=1))
+    dnn = DNNSeparator(system, W_s, W_n, mask_bases=(Wb_s, Wb_n))
+    H_s, H_n = system.model.split(system.model(mag.T))
+    torch.testing.assert_close(dnn(mag), separate_with_activations(mag, Wb_s, Wb_n, H_s.T, H_n.T, 2.0))
+
+    with pytest.raises(ConfigError, match="reconstruction bases must have the analysis bases' shapes"):
+        MUSeparator(W_s, W_n, mask_bases=(Wb_s[:, :2], Wb_n))

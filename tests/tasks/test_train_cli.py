@@ -71,6 +71,7 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path):
     for key in ("task", "method", "noise", "seed", "git_commit", "config_hash", "summary", "rows"):
         assert key in metrics
     assert metrics["task"] == "speech" and metrics["method"] == "nmf" and metrics["noise"] == "factory"
+    assert {"data", "dictionaries", "separator", "enhance_and_score"} <= set(metrics["timings_s"])
     summary = metrics["summary"]
     assert set(summary) == {"-5", "0"}
     for snr_entry in summary.values():

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 
-class _WholeMatrix(Dataset):
-    """One item: the whole ``(m, n)`` matrix (full-batch methods such as multiplicative-update NMF)."""
+class WholeBatch(Dataset):
+    """One item, the whole data (a matrix, or a dict of them): full-batch methods such as multiplicative
+    updates take one step per epoch on all of it. Load with ``DataLoader(WholeBatch(x), batch_size=None)``."""
 
-    def __init__(self, X: torch.Tensor) -> None:
-        self.X = X
+    def __init__(self, item: Any) -> None:
+        self.item = item
 
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.X
+    def __getitem__(self, index: int) -> Any:
+        return self.item
 
 
 class _Frames(Dataset):
@@ -67,7 +69,7 @@ class MatrixDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.batch_size is None:
-            return DataLoader(_WholeMatrix(self.X), batch_size=None, num_workers=self.num_workers)
+            return DataLoader(WholeBatch(self.X), batch_size=None, num_workers=self.num_workers)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             _Frames(self.X),

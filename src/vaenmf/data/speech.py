@@ -44,7 +44,7 @@ from vaenmf.data.audio import read_audio
 from vaenmf.data.features import SAMPLE_RATE, magnitude
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
 from vaenmf.data.noisex import find_noise_file
-from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utterance
+from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utterance, stream_rng
 from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
@@ -56,7 +56,7 @@ CORPORA = ("demo", "timit")
 NOISE_CHOICES = ("factory", "babble", "pooled")
 _KINDS = {"factory": ("factory",), "babble": ("babble",), "pooled": ("factory", "babble")}
 
-# Seed streams (see _rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
+# Seed streams (see stream_rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
 _S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX = range(10, 16)
 # Peak the mixture may reach before speech, noise and mixture are scaled down together.
 _MAX_PEAK = 0.99
@@ -114,10 +114,6 @@ class _SpeechItem:
         assert self.path is not None
         wave, _ = read_audio(self.path, target_sr=SAMPLE_RATE)
         return wave
-
-
-def _rng(seed: int, *stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(s) for s in stream]]))
 
 
 def drop_silent_frames(mag: torch.Tensor, threshold_db: float | None = 40.0) -> torch.Tensor:
@@ -381,7 +377,9 @@ class SpeechDataModule(pl.LightningDataModule):
         assert not overlap, f"speaker splits overlap: {sorted(overlap)}"  # by construction
 
         self._dict_items = dict_items
-        self._train_items = _balanced_subset(train_items, self.n_train_utterances, _rng(self.seed, _S_SUBSET))
+        self._train_items = _balanced_subset(
+            train_items, self.n_train_utterances, stream_rng(self.seed, _S_SUBSET)
+        )
         self._test_items = _balanced_subset(test_items, self.n_test_utterances, None)
         if not self._dict_items or not self._train_items or not self._test_items:
             raise DataError(
@@ -415,7 +413,7 @@ class SpeechDataModule(pl.LightningDataModule):
                     f"TIMIT at {root} has {len(train_speakers)} TRAIN speakers with SI/SX utterances; need >= 2 "
                     "(dictionary and encoder-training speakers must differ)"
                 )
-            perm = _rng(self.seed, _S_SPLIT).permutation(len(train_speakers))
+            perm = stream_rng(self.seed, _S_SPLIT).permutation(len(train_speakers))
             shuffled = [train_speakers[i] for i in perm]
             n_dict = min(max(1, round(self.dict_speaker_fraction * len(shuffled))), len(shuffled) - 1)
             dict_spk, train_spk = set(shuffled[:n_dict]), set(shuffled[n_dict:])
@@ -483,7 +481,7 @@ class SpeechDataModule(pl.LightningDataModule):
         """
         self._check_ready()
         if "speech_frames" not in self._cache:
-            rng = _rng(self.seed, _S_DICT_SPEECH)
+            rng = stream_rng(self.seed, _S_DICT_SPEECH)
             order = rng.permutation(len(self._dict_items))
             mats, total = [], 0
             for i in order:
@@ -525,7 +523,9 @@ class SpeechDataModule(pl.LightningDataModule):
             for k in self.noise_kinds:
                 mag = magnitude(self.noise_train_part(k))
                 # Seed stream keyed by the noise, so babble frames are the same alone and pooled.
-                X = select_frames(mag, counts[k], _rng(self.seed, _S_DICT_NOISE, NOISE_CHOICES.index(k)))
+                X = select_frames(
+                    mag, counts[k], stream_rng(self.seed, _S_DICT_NOISE, NOISE_CHOICES.index(k))
+                )
                 if X.shape[1] < counts[k]:
                     log.info(
                         "%s noise dictionary: only %d frames in the training part (asked %d)",
@@ -596,14 +596,14 @@ class SpeechDataModule(pl.LightningDataModule):
     def iter_training_mixtures(self) -> Iterator[Mixture]:
         """Yield the training mixtures one at a time (same order and content as :meth:`training_mixtures`)."""
         self._check_ready()
-        snr_rng = _rng(self.seed, _S_TRAIN_MIX)
+        snr_rng = stream_rng(self.seed, _S_TRAIN_MIX)
         k = 0
         for i, item in enumerate(self._train_items):
             speech = item.load()
             for r in range(self.mixtures_per_train_utterance):
                 kind = self.noise_kinds[k % len(self.noise_kinds)]
                 snr = float(snr_rng.choice(self.train_snrs))
-                rng = _rng(self.seed, _S_TRAIN_MIX, i, r)
+                rng = stream_rng(self.seed, _S_TRAIN_MIX, i, r)
                 yield self._mix(item, speech, kind, snr, rng, test=False)
                 k += 1
 
@@ -631,7 +631,7 @@ class SpeechDataModule(pl.LightningDataModule):
                     # One noise offset per (utterance, noise), shared by all SNRs, so the SNR curve compares like
                     # with like; keyed by the noise's name, so a babble-only run and a pooled run test on the same
                     # babble mixtures.
-                    rng = _rng(self.seed, _S_TEST_MIX, i, NOISE_CHOICES.index(kind))
+                    rng = stream_rng(self.seed, _S_TEST_MIX, i, NOISE_CHOICES.index(kind))
                     yield snr, self._mix(item, speech, kind, snr, rng, test=True)
 
     def test_mixtures(self) -> dict[float, list[Mixture]]:

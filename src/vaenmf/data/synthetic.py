@@ -127,7 +127,9 @@ class Utterance:
     sr: int = SYNTH_SAMPLE_RATE
 
 
-def _rng(seed: int, *stream: int) -> np.random.Generator:
+def stream_rng(seed: int, *stream: int) -> np.random.Generator:
+    """A generator for one named stream of randomness (``SeedSequence`` keyed by the seed and the stream ids), so
+    changing how much one stream draws never reshuffles another."""
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(s) for s in stream]]))
 
 
@@ -182,7 +184,7 @@ def make_speakers(n_speakers: int, seed: int = 0, prefix: str | None = None) -> 
     speakers = []
     for i in range(int(n_speakers)):
         gender = "M" if i % 2 == 0 else "F"
-        rng = _rng(seed, stream, i)
+        rng = stream_rng(seed, stream, i)
         name = f"{gender}{i:02d}" if prefix is None else f"{prefix}{i:02d}"
         speakers.append(_make_speaker(rng, name, gender))
     return speakers
@@ -446,7 +448,7 @@ def make_utterance(
     ``make_utterance(make_speakers(n, seed)[i], i, j, seed)`` equals entry ``(i, j)`` of
     :func:`make_speech_corpus` with the same seed, so callers can synthesise only the utterances they use.
     """
-    wave = synth_utterance(speaker, _rng(seed, _STREAM_UTTERANCE, speaker_index, utt_index), sr=sr)
+    wave = synth_utterance(speaker, stream_rng(seed, _STREAM_UTTERANCE, speaker_index, utt_index), sr=sr)
     return Utterance(speaker.name, f"{speaker.name}_u{utt_index:02d}", torch.from_numpy(wave), sr)
 
 
@@ -459,7 +461,7 @@ def _babble(n: int, rng: np.random.Generator, seed: int, sr: int) -> np.ndarray:
     talkers = make_speakers(n_talkers, seed, prefix="B")
     out = np.zeros(n)
     for i, talker in enumerate(talkers):
-        trng = _rng(seed, _STREAM_BABBLE, 1000 + i)
+        trng = stream_rng(seed, _STREAM_BABBLE, 1000 + i)
         offset = int(trng.uniform(0.0, 2.0) * sr)
         pieces, total = [], 0
         while total < n + offset:
@@ -562,8 +564,8 @@ def make_noise(kind: str, duration_s: float, seed: int = 0, sr: int = SYNTH_SAMP
         raise ConfigError(f"noise duration must be positive, got {duration_s!r} s")
     n = int(round(float(duration_s) * sr))
     if kind == "babble":
-        wave = _babble(n, _rng(seed, _STREAM_BABBLE), seed, sr)
+        wave = _babble(n, stream_rng(seed, _STREAM_BABBLE), seed, sr)
     else:
-        wave = _factory(n, _rng(seed, _STREAM_FACTORY), sr)
+        wave = _factory(n, stream_rng(seed, _STREAM_FACTORY), sr)
     wave = wave * (0.5 / (np.max(np.abs(wave)) + 1e-12))
     return torch.from_numpy(wave.astype(np.float32))

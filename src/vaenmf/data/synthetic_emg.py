@@ -21,6 +21,7 @@ import numpy as np
 import scipy.signal as sps
 
 from vaenmf.data.ninapro import EMGRecording
+from vaenmf.data.synthetic import stream_rng
 
 #: The DB1 sample rate (the demo uses it too).
 DEMO_EMG_SAMPLE_RATE = 100
@@ -42,10 +43,6 @@ class DemoEMGSpec:
     sample_rate: int = DEMO_EMG_SAMPLE_RATE
 
 
-def _rng(seed: int, *keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]))
-
-
 def true_synergies(seed: int, subject: int, movement: int, spec: DemoEMGSpec = DemoEMGSpec()) -> np.ndarray:
     """The generating synergies of one subject's movement.
 
@@ -55,7 +52,7 @@ def true_synergies(seed: int, subject: int, movement: int, spec: DemoEMGSpec = D
     Shape:
         output: ``(n_channels, rank)`` float64, nonnegative, unit-norm columns.
     """
-    rng = _rng(seed, 1, subject, movement)
+    rng = stream_rng(seed, 1, subject, movement)
     W = rng.gamma(0.5, 1.0, size=(spec.n_channels, spec.rank)) * 0.05
     # Dominant muscles are dealt from a shuffled deck, so synergies share few of them (as recorded synergies
     # mostly do) and stay identifiable; when the deck runs out it is reshuffled.
@@ -102,7 +99,7 @@ def generate_emg_recording(
         W = true_synergies(seed, subject, movement, spec)
         synergies[movement] = W
         for rep in range(1, spec.n_repetitions + 1):
-            rng = _rng(seed, 2, subject, movement, rep)
+            rng = stream_rng(seed, 2, subject, movement, rep)
             active = W @ _activations(rng, spec.rank, n_move, spec.sample_rate)
             noisy = active * rng.lognormal(0.0, spec.noise_sigma, size=active.shape)
             rest = rng.gamma(2.0, 0.002, size=(spec.n_channels, n_rest))

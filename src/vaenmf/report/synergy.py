@@ -184,7 +184,7 @@ def plot_summary(jobs: Sequence[Job]):
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
     ax.axhline(PAPER_VAF_FLOOR, color="0.5", ls="--", lw=0.8)
     ax.set_ylabel("VAF (uncentred), one point per subject x movement")
-    ax.set_title("VAF of rank-4 synergies over all subjects and movements", fontsize=9)
+    ax.set_title(f"VAF over all subjects and movements ({_describe_setup(jobs)})", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -196,15 +196,32 @@ def _mean_per_muscle(job: Job | None, key: str) -> np.ndarray | None:
     return np.nanmean(np.array(rows, dtype=np.float64), axis=0) if rows else None
 
 
+VAF_DEFINITION = (
+    "VAF = 1 - sum (x - x_hat)^2 / sum x^2 (uncentred). Reconstructions: `fixed_w` = activations by NNLS "
+    "multiplicative updates with W fixed; `posterior_mean` / `posterior_sample` = the VAE-NMF encoder's E[z] / one "
+    "draw of z, decoded by max(W, 0)."
+)
+
+
+def _describe_setup(jobs: Sequence[Job]) -> str:
+    """The rank and repetition split the jobs ran with, read from their metrics.json (not assumed)."""
+    setups = set()
+    for job in jobs:
+        if job.status != "ok":
+            continue
+        data = job.data.get("config", {}).get("data", {})
+        train, test = data.get("train_repetitions"), data.get("test_repetitions")
+        split = f"training repetitions {train}, held-out {test}" if train and test else "unknown split"
+        setups.add(f"rank-{job.data.get('rank', '?')} synergies; {split}")
+    return " / ".join(sorted(setups)) if setups else "no completed job"
+
+
 def render_markdown(jobs: Sequence[Job]) -> str:
     """Summary table (mean, std, min VAF per method, split, reconstruction) and the paper's two claims."""
     lines = [
-        "# Muscle synergies (Figure 2): VAF of rank-4 synergies",
+        f"# Muscle synergies (Figure 2): VAF of {_describe_setup(jobs)}",
         "",
-        "VAF = 1 - sum (x - x_hat)^2 / sum x^2 (uncentred). Synergies from the training repetitions "
-        "(1, 3, 4, 6, 7, 8, 9), held-out = repetitions 2, 5, 10. Reconstructions: `fixed_w` = activations by "
-        "NNLS multiplicative updates with W fixed; `posterior_mean` / `posterior_sample` = the VAE-NMF encoder's "
-        "E[z] / one draw of z, decoded by max(W, 0).",
+        VAF_DEFINITION,
         "",
         "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
         "|---|---|---|---|---|---|---|---|",

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from vaenmf.data.matrix import WholeBatch
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.divergence import EPS, check_beta
 from vaenmf.nmf.dnmf import dnmf_objective, dnmf_update_
@@ -15,19 +16,6 @@ from vaenmf.nmf.validation import as_nonnegative_tensor
 
 #: Keys of a DNMF training batch.
 BATCH_KEYS = ("M", "S", "H")
-
-
-class _WholeBatch(Dataset):
-    """One item: the dict of all training matrices (one full-batch update per epoch)."""
-
-    def __init__(self, batch: dict[str, torch.Tensor]) -> None:
-        self.batch = batch
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.batch
 
 
 def dnmf_dataloader(M: torch.Tensor, S: torch.Tensor, H: torch.Tensor) -> DataLoader:
@@ -46,7 +34,7 @@ def dnmf_dataloader(M: torch.Tensor, S: torch.Tensor, H: torch.Tensor) -> DataLo
             f"DNMF needs M and S of the same (m, n) shape and H of shape (r, n); got M {tuple(M.shape)}, "
             f"S {tuple(S.shape)}, H {tuple(H.shape)}"
         )
-    return DataLoader(_WholeBatch({"M": M, "S": S, "H": H}), batch_size=None)
+    return DataLoader(WholeBatch({"M": M, "S": S, "H": H}), batch_size=None)
 
 
 class DNMFSystem(pl.LightningModule):

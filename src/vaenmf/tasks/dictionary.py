@@ -23,13 +23,20 @@ from vaenmf.tasks.runtime import JobContext, source_hash
 log = logging.getLogger(__name__)
 
 
+#: The keys of the ``model`` node that determine a fitted dictionary (``system`` holds beta, L1, likelihood, ...).
+DICTIONARY_FIT_KEYS = ("rank", "max_iter", "batch_size", "system")
+
+
 def dictionary_key(X: torch.Tensor, model_cfg: DictConfig, seed: int) -> str:
-    """Hash of everything that determines a fitted dictionary: the data, the model config, the seed, the code."""
+    """Hash of everything that determines a fitted dictionary: the data, the fit settings, the seed, the code."""
     digest = hashlib.sha256()
     digest.update(X.detach().cpu().contiguous().numpy().tobytes())
     digest.update(str(tuple(X.shape)).encode())
     model = OmegaConf.to_container(model_cfg, resolve=True)
-    digest.update(json.dumps(model, sort_keys=True, default=str).encode())
+    # Only what the fit reads: DNMF's analysis bases then share the entry of the identical NMF fit (its name
+    # and its `discriminative` node do not change them).
+    fit = {key: model[key] for key in DICTIONARY_FIT_KEYS if key in model}
+    digest.update(json.dumps(fit, sort_keys=True, default=str).encode())
     digest.update(f"seed={seed}".encode())
     digest.update(source_hash().encode())
     return digest.hexdigest()[:24]

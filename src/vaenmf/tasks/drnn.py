@@ -35,7 +35,10 @@ def drnn_training_sequences(
     Each utterance is cut into consecutive, non-overlapping pieces of ``sequence_length`` frames, so that batches
     are regular; the last piece of an utterance is padded at its end with zero frames. Zero frames add exactly
     nothing to the loss (the masked estimates of a zero mixture frame are zero, as are its targets), and the
-    recurrence runs forward in time, so padding after the last frame cannot change the frames before it.
+    recurrence runs forward in time, so the padding reaches earlier frames only through the input context: the
+    last real frame sees a zero frame as its right neighbour (at test time the edge frame is replicated), and each
+    piece's first and last frames see replicated edges instead of the neighbouring piece. With one context frame
+    that is two frames per 64-frame piece; the recurrence restarts at every piece.
 
     Args:
         mixtures: Objects with ``mixture``, ``speech`` and ``noise`` waveforms (``vaenmf.data.speech.Mixture``).

@@ -81,14 +81,24 @@ def check_method_pairing(method: str, separator: str) -> None:
         )
 
 
-def build_speech_separator(cfg: DictConfig, job: JobContext, datamodule: Any) -> Separator:
-    """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks."""
+def build_speech_separator(
+    cfg: DictConfig, job: JobContext, datamodule: Any, timings: dict[str, float] | None = None
+) -> Separator:
+    """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks.
+
+    Stage times go into ``timings`` (seconds): ``dictionaries`` and ``separator`` (the DNMF reconstruction
+    bases, the encoding DNN or the DRNN; for MU activations the time to set them up).
+    """
+    timings = {} if timings is None else timings
+    start = time.perf_counter()
     method = str(cfg.model.name)
     check_method_pairing(method, str(cfg.separator.name))
     if method == "drnn":
         from vaenmf.tasks.drnn import build_drnn_separator
 
-        return build_drnn_separator(cfg.separator, job, datamodule, int(cfg.seed))
+        separator = build_drnn_separator(cfg.separator, job, datamodule, int(cfg.seed))
+        timings["separator"] = time.perf_counter() - start
+        return separator
     if method == "dnmf":
         from vaenmf.tasks.dnmf import check_discriminative_config
 
@@ -102,12 +112,16 @@ def build_speech_separator(cfg: DictConfig, job: JobContext, datamodule: Any) ->
     W_noise = fit_dictionary_stage(
         job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.model, cfg.seed, cache
     )
+    timings["dictionaries"] = time.perf_counter() - start
+    start = time.perf_counter()
     mask_bases = None
     if method == "dnmf":
         from vaenmf.tasks.dnmf import train_reconstruction_bases
 
         mask_bases = train_reconstruction_bases(cfg.model, job, W_speech, W_noise, datamodule, int(cfg.seed))
-    return build_separator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
+    separator = build_separator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
+    timings["separator"] = time.perf_counter() - start
+    return separator
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -144,9 +158,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    separator = build_speech_separator(cfg, job, datamodule)
-    timings["training"] = time.perf_counter() - start
+    separator = build_speech_separator(cfg, job, datamodule, timings)
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.

@@ -15,23 +15,26 @@ where it stopped (the movement in progress resumes from its ``last.ckpt``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from vaenmf.errors import ConfigError
-from vaenmf.metrics import vaf
+from vaenmf.metrics import matched_cosine, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
@@ -41,22 +44,6 @@ from vaenmf.tasks.runtime import JobContext, single_threaded, write_json_atomic
 log = logging.getLogger(__name__)
 
 SETTINGS = ("activation_beta", "activation_iters", "figure_subject", "figure_movement")
-
-
-def matched_cosine(W: np.ndarray, W_true: np.ndarray) -> float:
-    """Mean cosine similarity between fitted and true synergies after the best one-to-one matching.
-
-    Shape:
-        W, W_true: ``(channels, rank)`` (ranks may differ: the smaller set is matched).
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    def unit(A: np.ndarray) -> np.ndarray:
-        return A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
-
-    similarity = unit(np.asarray(W, dtype=np.float64)).T @ unit(np.asarray(W_true, dtype=np.float64))
-    rows, cols = linear_sum_assignment(-similarity)
-    return float(similarity[rows, cols].mean())
 
 
 def reconstructions(
@@ -151,29 +138,73 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def movement_fingerprint(cfg: DictConfig) -> str:
+    """Hash of what a movement's result depends on (data, model, reconstruction settings, seed), so results
+    left by an earlier attempt are reused only if they were computed the same way."""
+    settings = {k: v for k, v in cfg.synergy.items() if not str(k).startswith("figure_")}
+    payload = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "synergy": OmegaConf.to_container(OmegaConf.create(settings), resolve=True),
+        "seed": int(cfg.seed),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _previous_result(path: Path, fingerprint: str, needs_figure: bool) -> dict[str, Any] | None:
+    """A movement finished by an earlier attempt of this job, if it is still valid."""
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; refitting that movement", path)
+        return None
+    if result.get("fingerprint") != fingerprint:
+        log.warning("%s was computed with other settings; refitting that movement", path)
+        return None
+    if needs_figure:
+        log.info("%s: refitting to draw Figure 2 (figure_emg.npz is missing)", path.stem)
+        return None
+    log.info("%s: done in a previous attempt of this job (%s)", path.stem, path)
+    return result
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def _fit_all(
     cfg: DictConfig,
     job: JobContext,
     datamodule: Any,
     work: list[tuple[int, int]],
-    done_dir: Any,
     figure_key: tuple[int, int],
 ) -> list[dict[str, Any]]:
     """Every (subject, movement) result, fitting those that a previous attempt of this job did not finish."""
+    done_dir = job.output_dir / "movements"
+    figure_path = job.output_dir / "figure_emg.npz"
+    fingerprint = movement_fingerprint(cfg)
     results: list[dict[str, Any]] = []
     for subject, movement in tqdm(work, desc="synergies", unit="movement", leave=False):
         stage = f"s{subject}_m{movement}"
         path = done_dir / f"{stage}.json"
-        if path.is_file():
-            log.info("%s: done in a previous attempt of this job (%s)", stage, path)
-            results.append(json.loads(path.read_text()))
+        is_figure = (subject, movement) == figure_key
+        previous = _previous_result(path, fingerprint, needs_figure=is_figure and not figure_path.is_file())
+        if previous is not None:
+            results.append(previous)
             continue
         result, arrays = _movement_result(cfg, job, datamodule, subject, movement, stage)
+        result["fingerprint"] = fingerprint
         results.append(result)
         if rank_zero_only.rank == 0:
+            # The figure's arrays first: a kill between the two writes then leaves the movement to redo, never a
+            # finished movement without its figure.
+            if is_figure:
+                _save_npz_atomic(figure_path, arrays)
             write_json_atomic(path, result)
-            if (subject, movement) == figure_key:
-                np.savez_compressed(job.output_dir / "figure_emg.npz", **arrays)
             # The movement is recorded; its checkpoints would only fill the disk (1404 fits on full DB1).
             shutil.rmtree(job.checkpoint_dir(stage), ignore_errors=True)
     return results
@@ -200,7 +231,6 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     datamodule.setup("fit")
     timings = {"data": time.perf_counter() - start}
 
-    done_dir = job.output_dir / "movements"
     work = [(s, m) for s in datamodule.subjects() for m in datamodule.movements(s)]
     figure_key = (int(settings.figure_subject), int(settings.figure_movement))
     start = time.perf_counter()
@@ -208,7 +238,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     # adds spin-waiting (NMF ran at 14 instead of several hundred iterations/s); `torch_threads` overrides.
     threads = contextlib.nullcontext() if cfg.get("torch_threads") else single_threaded()
     with threads:
-        results = _fit_all(cfg, job, datamodule, work, done_dir, figure_key)
+        results = _fit_all(cfg, job, datamodule, work, figure_key)
     timings["synergies"] = time.perf_counter() - start
     if figure_key not in work:
         log.warning(
