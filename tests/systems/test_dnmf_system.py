@@ -6,7 +6,6 @@ import csv
 from types import SimpleNamespace
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
@@ -15,18 +14,6 @@ from vaenmf.errors import ConfigError, DataError
 from vaenmf.nmf import fit_activations
 from vaenmf.nmf.dnmf import dnmf_objective, dnmf_update_
 from vaenmf.systems.dnmf import DNMFSystem, dnmf_dataloader
-
-
-def _trainer(max_epochs: int, **kwargs) -> pl.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    return pl.Trainer(max_epochs=max_epochs, **{**defaults, **kwargs})
 
 
 def _data(m=40, n=150, r_s=4, r_n=3, seed=0):
@@ -39,10 +26,10 @@ def _data(m=40, n=150, r_s=4, r_n=3, seed=0):
     return W_s, W_n, M, S, H
 
 
-def test_system_matches_the_pure_updates():
+def test_system_matches_the_pure_updates(make_trainer):
     W_s, W_n, M, S, H = _data()
     system = DNMFSystem(W_s, W_n, beta=1.0)
-    _trainer(15).fit(system, train_dataloaders=dnmf_dataloader(M, S, H))
+    make_trainer(15).fit(system, train_dataloaders=dnmf_dataloader(M, S, H))
     Wb_s, Wb_n = W_s.clone(), W_n.clone()
     for _ in range(15):
         dnmf_update_(S, M, Wb_s, Wb_n, H[:4], H[4:], 1.0)
@@ -53,11 +40,11 @@ def test_system_matches_the_pure_updates():
     assert not torch.equal(got_s, W_s)
 
 
-def test_system_logs_a_descending_objective_below_the_analysis_bases(tmp_path):
+def test_system_logs_a_descending_objective_below_the_analysis_bases(tmp_path, make_trainer):
     W_s, W_n, M, S, H = _data(seed=1)
     system = DNMFSystem(W_s, W_n, beta=2.0, eval_every=1, log_prefix="dnmf_recon/")
     before = (dnmf_objective(S, M, W_s, W_n, H[:4], H[4:], 2.0) / S.numel()).item()
-    _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(
+    make_trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(
         system, train_dataloaders=dnmf_dataloader(M, S, H)
     )
     with open(next(tmp_path.rglob("metrics.csv"))) as fh:
@@ -70,18 +57,18 @@ def test_system_logs_a_descending_objective_below_the_analysis_bases(tmp_path):
     torch.testing.assert_close(torch.tensor(values[-1]), system.objective({"M": M, "S": S, "H": H}))
 
 
-def test_system_resumes_from_last_checkpoint(tmp_path):
+def test_system_resumes_from_last_checkpoint(tmp_path, make_trainer):
     W_s, W_n, M, S, H = _data(seed=2)
     straight = DNMFSystem(W_s, W_n)
-    _trainer(20).fit(straight, train_dataloaders=dnmf_dataloader(M, S, H))
+    make_trainer(20).fit(straight, train_dataloaders=dnmf_dataloader(M, S, H))
     first = DNMFSystem(W_s, W_n)
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_epochs=1)
-    _trainer(8, enable_checkpointing=True, callbacks=[ckpt]).fit(
+    make_trainer(8, enable_checkpointing=True, callbacks=[ckpt]).fit(
         first, train_dataloaders=dnmf_dataloader(M, S, H)
     )
     # A fresh system starts from W again; the checkpoint's buffers must replace that start.
     resumed = DNMFSystem(W_s, W_n)
-    _trainer(20).fit(
+    make_trainer(20).fit(
         resumed, train_dataloaders=dnmf_dataloader(M, S, H), ckpt_path=str(tmp_path / "last.ckpt")
     )
     torch.testing.assert_close(resumed.Wb_speech, straight.Wb_speech)
@@ -89,7 +76,7 @@ def test_system_resumes_from_last_checkpoint(tmp_path):
     assert not torch.allclose(first.Wb_speech, straight.Wb_speech)
 
 
-def test_system_rejects_bad_input_and_configuration():
+def test_system_rejects_bad_input_and_configuration(make_trainer):
     W_s, W_n, M, S, H = _data()
     with pytest.raises(DataError, match="negative"):
         DNMFSystem(-W_s, W_n)
@@ -102,9 +89,9 @@ def test_system_rejects_bad_input_and_configuration():
     with pytest.raises(ConfigError, match="same"):
         dnmf_dataloader(M, S[:, :-1], H)
     with pytest.raises(ConfigError, match=r"H of shape \(7, n\)"):
-        _trainer(1).fit(DNMFSystem(W_s, W_n), train_dataloaders=dnmf_dataloader(M, S, H[:-1]))
+        make_trainer(1).fit(DNMFSystem(W_s, W_n), train_dataloaders=dnmf_dataloader(M, S, H[:-1]))
     with pytest.raises(ConfigError, match="dict with keys"):
-        _trainer(1).fit(
+        make_trainer(1).fit(
             DNMFSystem(W_s, W_n), train_dataloaders=torch.utils.data.DataLoader([M], batch_size=None)
         )
 

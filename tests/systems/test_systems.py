@@ -16,18 +16,6 @@ from vaenmf.nmf import nmf, normalize_dictionary
 from vaenmf.systems import EncodingDNNSystem, NMFSystem, VAENMFSystem
 
 
-def _trainer(max_epochs: int, **kwargs) -> pl.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    return pl.Trainer(max_epochs=max_epochs, **{**defaults, **kwargs})
-
-
 def _csv_rows(root) -> list[dict[str, str]]:
     with open(next(root.rglob("metrics.csv"))) as fh:
         return list(csv.DictReader(fh))
@@ -38,10 +26,10 @@ def _data(m=30, n=200, r=4, seed=0):
     return torch.rand(m, r, generator=g) @ torch.rand(r, n, generator=g) + 0.01
 
 
-def test_nmf_system_matches_pure_function():
+def test_nmf_system_matches_pure_function(make_trainer):
     X = _data()
     system = NMFSystem(n_features=30, n_frames=200, rank=4, beta=1.0, seed=3)
-    _trainer(25).fit(system, datamodule=MatrixDataModule(X, batch_size=None))
+    make_trainer(25).fit(system, datamodule=MatrixDataModule(X, batch_size=None))
     reference = nmf(X, 4, beta=1.0, max_iter=25, seed=3)
     torch.testing.assert_close(system.W, reference.W)
     torch.testing.assert_close(system.H, reference.H)
@@ -49,23 +37,23 @@ def test_nmf_system_matches_pure_function():
     torch.testing.assert_close(system.dictionary(), W_ref)
 
 
-def test_nmf_system_resumes_from_last_checkpoint(tmp_path):
+def test_nmf_system_resumes_from_last_checkpoint(tmp_path, make_trainer):
     X = _data()
     straight = NMFSystem(n_features=30, n_frames=200, rank=4, seed=1)
-    _trainer(20).fit(straight, datamodule=MatrixDataModule(X))
+    make_trainer(20).fit(straight, datamodule=MatrixDataModule(X))
     first = NMFSystem(n_features=30, n_frames=200, rank=4, seed=1)
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_epochs=1)
-    _trainer(8, enable_checkpointing=True, callbacks=[ckpt]).fit(first, datamodule=MatrixDataModule(X))
+    make_trainer(8, enable_checkpointing=True, callbacks=[ckpt]).fit(first, datamodule=MatrixDataModule(X))
     resumed = NMFSystem(n_features=30, n_frames=200, rank=4, seed=1)
-    _trainer(20).fit(resumed, datamodule=MatrixDataModule(X), ckpt_path=str(tmp_path / "last.ckpt"))
+    make_trainer(20).fit(resumed, datamodule=MatrixDataModule(X), ckpt_path=str(tmp_path / "last.ckpt"))
     torch.testing.assert_close(resumed.W, straight.W)
     torch.testing.assert_close(resumed.H, straight.H)
 
 
-def test_nmf_system_logs_a_decreasing_divergence(tmp_path):
+def test_nmf_system_logs_a_decreasing_divergence(tmp_path, make_trainer):
     X = _data()
     system = NMFSystem(n_features=30, n_frames=200, rank=4, eval_every=1, log_prefix="speech_dict/")
-    _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(system, datamodule=MatrixDataModule(X))
+    make_trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(system, datamodule=MatrixDataModule(X))
     rows = _csv_rows(tmp_path)
     values = [float(r["speech_dict/divergence"]) for r in rows if r.get("speech_dict/divergence")]
     assert len(values) == 30
@@ -73,24 +61,24 @@ def test_nmf_system_logs_a_decreasing_divergence(tmp_path):
     assert values[-1] < 0.5 * values[0]
 
 
-def test_nmf_system_rejects_bad_input():
+def test_nmf_system_rejects_bad_input(make_trainer):
     with pytest.raises(DataError, match="larger than min"):
         NMFSystem(n_features=5, n_frames=3, rank=4)
     system = NMFSystem(n_features=30, n_frames=200, rank=4)
     with pytest.raises(DataError, match="negative"):
-        _trainer(1).fit(system, datamodule=MatrixDataModule(-_data()))
+        make_trainer(1).fit(system, datamodule=MatrixDataModule(-_data()))
     with pytest.raises(ConfigError, match="whole"):
-        _trainer(1).fit(
+        make_trainer(1).fit(
             NMFSystem(n_features=30, n_frames=200, rank=4),
             datamodule=MatrixDataModule(_data(), batch_size=16),
         )
 
 
-def test_vae_nmf_system_trains_and_logs(tmp_path):
+def test_vae_nmf_system_trains_and_logs(tmp_path, make_trainer):
     X = _data(m=20, n=512) * 5
     pl.seed_everything(0)
     system = VAENMFSystem(n_features=20, rank=4, likelihood="poisson", log_prefix="d/", seed=0)
-    _trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(
+    make_trainer(30, logger=CSVLogger(tmp_path, name="csv")).fit(
         system, datamodule=MatrixDataModule(X, batch_size=64)
     )
     rows = [r for r in _csv_rows(tmp_path) if r.get("d/loss_epoch")]
@@ -110,18 +98,18 @@ def test_vae_nmf_system_trains_and_logs(tmp_path):
     torch.testing.assert_close(W.norm(dim=0), torch.ones(4))
 
 
-def test_vae_nmf_system_same_seed_same_dictionary():
+def test_vae_nmf_system_same_seed_same_dictionary(make_trainer):
     X = _data(m=20, n=256)
     dictionaries = []
     for _ in range(2):
         pl.seed_everything(5)
         system = VAENMFSystem(n_features=20, rank=3, seed=5)
-        _trainer(3).fit(system, datamodule=MatrixDataModule(X, batch_size=64, seed=5))
+        make_trainer(3).fit(system, datamodule=MatrixDataModule(X, batch_size=64, seed=5))
         dictionaries.append(system.dictionary())
     torch.testing.assert_close(dictionaries[0], dictionaries[1], rtol=0, atol=0)
 
 
-def test_encoding_dnn_system_fits_a_nonnegative_map():
+def test_encoding_dnn_system_fits_a_nonnegative_map(make_trainer):
     g = torch.Generator().manual_seed(0)
     inputs = torch.rand(512, 12, generator=g)
     targets = torch.nn.functional.softplus(inputs @ torch.randn(12, 6, generator=g))
@@ -131,6 +119,6 @@ def test_encoding_dnn_system_fits_a_nonnegative_map():
     system = EncodingDNNSystem(n_features=12, rank=3, hidden=64)
     before = torch.nn.functional.mse_loss(system.model.eval()(inputs), targets).item()
     system.model.train()
-    _trainer(30).fit(system, train_dataloaders=loader)
+    make_trainer(30).fit(system, train_dataloaders=loader)
     after = torch.nn.functional.mse_loss(system.model.eval()(inputs), targets).item()
     assert after < 0.2 * before
