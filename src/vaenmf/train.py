@@ -88,14 +88,11 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         metrics = {**header, **task(cfg, job), "status": "ok"}
         return metrics
     except BaseException as err:
-        metrics = {
-            **header,
-            "method": str(cfg.get("model", {}).get("name", "unknown")),
-            "separator": str(cfg.get("separator", {}).get("name", "unknown")),
-            "noise": str(cfg.get("noise", "unknown")),
-            "status": "failed",
-            "error": f"{type(err).__name__}: {err}",
-        }
+        metrics = {**header, "method": str(cfg.get("model", {}).get("name", "unknown"))}
+        if str(cfg.task) == "speech":  # what identifies a speech job in the tables
+            metrics["separator"] = str(cfg.get("separator", {}).get("name", "unknown"))
+            metrics["noise"] = str(cfg.get("noise", "unknown"))
+        metrics.update(status="failed", error=f"{type(err).__name__}: {err}")
         if not isinstance(err, VaenmfError):
             metrics["traceback"] = traceback.format_exc()
         raise

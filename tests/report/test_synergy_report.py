@@ -116,3 +116,25 @@ def test_cli_reports_a_synergy_only_sweep(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fig2_vaf.png" in out and "table1" not in out
     assert (tmp_path / "out" / "vaf.csv").is_file()
+
+
+def test_synergy_jobs_do_not_shadow_speech_jobs(tmp_path, make_job, snr_summary, recwarn):
+    """A Figure 2 job of method nmf sits in the same sweep folder as the Table 1 job nmf/mu/factory."""
+    make_job(tmp_path, "speech", "nmf", "mu", "factory", 0, snr_summary(3.0))
+    make_job(tmp_path, "speech_babble", "nmf", "mu", "babble", 0, snr_summary(3.0))
+    synergy = _write_synergy_job(tmp_path, "synergy", "nmf", [0.95, 0.96, 0.97])
+    # Its saved config carries the speech defaults it does not use (noise, separator).
+    (synergy / "config.yaml").write_text(
+        "task: synergy\nnoise: factory\nseed: 0\nmodel:\n  name: nmf\nseparator:\n  name: mu\n"
+    )
+    jobs = load_jobs([tmp_path])
+    job = next(j for j in jobs if j.task == "synergy")
+    assert job.noise is None and job.separator is None
+    from vaenmf.report.tables import write_speech_report
+
+    write_speech_report(jobs, tmp_path / "out", tables=["table1"])
+    assert not [w for w in recwarn if "jobs for nmf/mu/factory" in str(w.message)]
+    row = next(
+        line for line in (tmp_path / "out" / "table1.md").read_text().splitlines() if line.startswith("| -5")
+    )
+    assert "3.00 (paper 2.90" in row

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +19,6 @@ from vaenmf.nmf.dnmf import dnmf_objective
 from vaenmf.tasks.dnmf import dnmf_training_matrices, train_reconstruction_bases
 from vaenmf.tasks.runtime import JobContext
 from vaenmf.train import CONFIG_DIR
-
-TRAIN = [sys.executable, "-m", "vaenmf.train"]
 
 
 def _compose(tmp_path: Path, *overrides: str):
@@ -175,16 +170,9 @@ def test_bad_configuration_and_data_give_one_clear_error(tmp_path):
     torch.testing.assert_close(Wb_n, W_n)
 
 
-def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [*TRAIN, *args, "torch_threads=1"], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def test_dnmf_column_end_to_end(tmp_path):
+def test_dnmf_column_end_to_end(tmp_path, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "model=dnmf",
@@ -207,9 +195,9 @@ def test_dnmf_column_end_to_end(tmp_path):
     assert len(objective) >= 2 and objective[-1] < objective[0]
 
 
-def test_dnmf_with_the_dnn_separator_runs(tmp_path):
+def test_dnmf_with_the_dnn_separator_runs(tmp_path, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "model=dnmf",

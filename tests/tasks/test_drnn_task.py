@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +16,6 @@ from vaenmf.tasks.drnn import DRNNSeparator, build_drnn_separator, drnn_training
 from vaenmf.tasks.runtime import JobContext
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN = [sys.executable, "-m", "vaenmf.train"]
 
 
 @dataclass
@@ -143,14 +139,9 @@ def test_missing_key_and_all_validation_are_config_errors(tmp_path):
         )
 
 
-def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def test_drnn_column_end_to_end(tmp_path):
+def test_drnn_column_end_to_end(tmp_path, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "model=drnn",
@@ -176,8 +167,10 @@ def test_drnn_column_end_to_end(tmp_path):
     assert "drnn/loss_epoch" in header
 
 
-def test_drnn_with_a_dictionary_separator_is_one_clear_error(tmp_path):
-    result = _run(["model=drnn", "separator=mu", "logger=none", f"paths.output_root={tmp_path}"], tmp_path)
+def test_drnn_with_a_dictionary_separator_is_one_clear_error(tmp_path, train_cli):
+    result = train_cli(
+        ["model=drnn", "separator=mu", "logger=none", f"paths.output_root={tmp_path}"], tmp_path
+    )
     assert result.returncode == 1
     assert "cannot be combined" in result.stderr and "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if "error" in line.lower()]) == 1

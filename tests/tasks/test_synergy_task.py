@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,15 +15,9 @@ from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.synergy import _previous_result, movement_fingerprint, reconstructions, summarise
 
-TRAIN = [sys.executable, "-m", "vaenmf.train"]
 # One subject, two short movements: seconds per job.
 SMALL = ["task=synergy", "data=emg_demo", "data.subjects=[1]", "data.movements=[1,2]", "logger=csv",
          "torch_threads=1"]  # fmt: skip
-
-
-def _run(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_matched_cosine_is_permutation_and_scale_invariant():
@@ -50,9 +40,9 @@ def test_summarise_means_over_movements():
     assert summary["synergy_recovery"]["mean"] == pytest.approx(0.75)
 
 
-def test_nmf_synergy_job_end_to_end_and_resume(tmp_path):
+def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     out = tmp_path / "nmf"
-    result = _run(
+    result = train_cli(
         [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -73,7 +63,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path):
     assert not (out / "checkpoints" / "s1_m1").exists()  # recorded movements drop their checkpoints
 
     # A second attempt of the same job (a requeued SLURM job) reuses the finished movements.
-    again = _run(
+    again = train_cli(
         [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert again.returncode == 0, again.stderr[-3000:]
@@ -83,7 +73,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path):
 
     # A kill between the figure movement's two writes: that movement (only) is redone, and the figure drawn.
     (out / "figure_emg.npz").unlink()
-    third = _run(
+    third = train_cli(
         [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert third.returncode == 0, third.stderr[-3000:]
@@ -145,11 +135,11 @@ def test_posterior_reconstructions_decode_with_the_unnormalised_dictionary():
     assert set(reconstructions(SimpleNamespace(), W_fixed, X, settings, torch.Generator())) == {"fixed_w"}
 
 
-def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path):
+def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli):
     out = tmp_path / "vae"
     args = [*SMALL, "data.movements=[1]", "model=vae_nmf_synergy", "model.max_iter=3", f"hydra.run.dir={out}",
             f"paths.output_root={tmp_path}"]  # fmt: skip
-    result = _run(args, tmp_path)
+    result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "vae_nmf"
@@ -171,11 +161,11 @@ def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path):
         (["model=nmf_synergy", "data=ninapro_db1", "data.root=/nonexistent/db1"], "does not exist"),
     ],
 )
-def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message):
+def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cli):
     base = [a for a in SMALL if not a.startswith("data.movements") or "data.movements" not in " ".join(args)]
     if "data=speech_demo" in args or "data=ninapro_db1" in args:
         base = [a for a in base if not a.startswith("data.")]
-    result = _run([*base, *args, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path)
+    result = train_cli([*base, *args, f"hydra.run.dir={tmp_path / 'job'}"], tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -183,11 +173,11 @@ def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message):
 
 
 @pytest.mark.realdata
-def test_synergy_job_on_real_ninapro(tmp_path, shared_data):
+def test_synergy_job_on_real_ninapro(tmp_path, shared_data, train_cli):
     out = tmp_path / "real"
     args = ["task=synergy", "data=ninapro_db1", f"data.root={shared_data / 'ninapro_db1'}", "data.subjects=[1]",
             "data.movements=[3]", "model=nmf_synergy", "logger=csv", "torch_threads=1", f"hydra.run.dir={out}"]  # fmt: skip
-    result = _run(args, tmp_path)
+    result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["corpus"] == "ninapro" and "synergy_recovery" not in metrics["summary"]

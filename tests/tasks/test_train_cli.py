@@ -3,50 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-TRAIN = [sys.executable, "-m", "vaenmf.train"]
 
-
-def _run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: int = 240):
-    env = {**os.environ, "WANDB_MODE": "disabled", "WANDB_ERROR_REPORTING": "false", "HYDRA_FULL_ERROR": "0"}
-    env.update(env_extra or {})
-    if "experiment=smoke" in args:
-        args = [
-            *args,
-            "torch_threads=1",
-        ]  # small networks: one thread is as fast, and robust on a busy machine
-    return subprocess.run(TRAIN + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def test_help_lists_groups_and_examples(tmp_path):
-    result = _run(["--help"], tmp_path)
+def test_help_lists_groups_and_examples(tmp_path, train_cli):
+    result = train_cli(["--help"], tmp_path)
     assert result.returncode == 0, result.stderr
     for word in ("vaenmf-train", "experiment: ", "smoke", "model: ", "logger: ", "csv, none, wandb"):
         assert word in result.stdout
 
 
-def test_cfg_job_prints_composed_config(tmp_path):
-    result = _run(["--cfg", "job", "model.rank=7", "noise=babble"], tmp_path)
+def test_cfg_job_prints_composed_config(tmp_path, train_cli):
+    result = train_cli(["--cfg", "job", "model.rank=7", "noise=babble"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "rank: 7" in result.stdout
     assert "noise: babble" in result.stdout
 
 
-def test_unknown_config_key_is_one_clear_error(tmp_path):
-    result = _run(["model.rnak=3"], tmp_path)
+def test_unknown_config_key_is_one_clear_error(tmp_path, train_cli):
+    result = train_cli(["model.rnak=3"], tmp_path)
     assert result.returncode != 0
     assert "rnak" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_noise_is_one_clear_error(tmp_path):
-    result = _run(["experiment=smoke", "noise=traffic", f"paths.output_root={tmp_path}"], tmp_path)
+def test_invalid_noise_is_one_clear_error(tmp_path, train_cli):
+    result = train_cli(["experiment=smoke", "noise=traffic", f"paths.output_root={tmp_path}"], tmp_path)
     assert result.returncode == 1
     assert "noise must be one of" in result.stderr
     assert "Traceback" not in result.stderr
@@ -54,9 +37,9 @@ def test_invalid_noise_is_one_clear_error(tmp_path):
     assert metrics["status"] == "failed" and "traffic" in metrics["error"]
 
 
-def test_smoke_job_end_to_end_from_another_directory(tmp_path):
+def test_smoke_job_end_to_end_from_another_directory(tmp_path, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             f"paths.output_root={tmp_path}",
@@ -88,7 +71,7 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path):
 
 
 @pytest.mark.parametrize("logger", ["none", "wandb"])
-def test_other_loggers(tmp_path, logger):
+def test_other_loggers(tmp_path, logger, train_cli):
     out = tmp_path / "job"
     overrides = [
         "experiment=smoke",
@@ -100,7 +83,9 @@ def test_other_loggers(tmp_path, logger):
         "data.test_snrs=[0]",
     ]
     # W&B offline: files under the job directory, nothing sent anywhere.
-    result = _run(overrides, tmp_path, env_extra={"WANDB_MODE": "offline"} if logger == "wandb" else None)
+    result = train_cli(
+        overrides, tmp_path, env_extra={"WANDB_MODE": "offline"} if logger == "wandb" else None
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["status"] == "ok"
     if logger == "wandb":
@@ -111,9 +96,9 @@ def test_other_loggers(tmp_path, logger):
         assert not (out / "wandb").exists() and not (out / "csv").exists()
 
 
-def test_vae_nmf_column_end_to_end(tmp_path):
+def test_vae_nmf_column_end_to_end(tmp_path, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "model=vae_nmf",
@@ -136,9 +121,9 @@ def test_vae_nmf_column_end_to_end(tmp_path):
 
 
 @pytest.mark.realdata
-def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data):
+def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data, train_cli):
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "data=speech_timit",
@@ -156,8 +141,8 @@ def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data):
     assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
 
 
-def test_missing_corpus_is_one_clear_error(tmp_path):
-    result = _run(
+def test_missing_corpus_is_one_clear_error(tmp_path, train_cli):
+    result = train_cli(
         [
             "experiment=smoke",
             "data=speech_timit",
@@ -170,10 +155,10 @@ def test_missing_corpus_is_one_clear_error(tmp_path):
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_only_rank_zero_scores_and_writes(tmp_path):
+def test_only_rank_zero_scores_and_writes(tmp_path, train_cli):
     # What a non-zero SLURM/DDP rank sees: it trains, but leaves scoring and every file to rank 0.
     out = tmp_path / "job"
-    result = _run(
+    result = train_cli(
         [
             "experiment=smoke",
             "model.max_iter=3",
@@ -189,7 +174,7 @@ def test_only_rank_zero_scores_and_writes(tmp_path):
     assert "enhance+score" not in result.stderr
 
 
-def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_path):
+def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_path, train_cli):
     """`trainer=ddp_sim`: two spawned CPU processes (gloo), the code path of multi-GPU DDP."""
     out = tmp_path / "vae"
     args = [
@@ -199,14 +184,14 @@ def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_p
         "separator.max_epochs=2",
         "trainer=ddp_sim",
     ]
-    result = _run([*args, f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path)
+    result = train_cli([*args, f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["config"]["trainer"]["devices"] == 2
     assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
 
     # Full-batch NMF has nothing for DDP to synchronise: one clear message, not Lightning's DDP error.
-    result = _run(["experiment=smoke", "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'nmf'}"], tmp_path)
+    result = train_cli(["experiment=smoke", "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'nmf'}"], tmp_path)
     assert result.returncode == 1
     assert "runs full-batch multiplicative updates on one device" in result.stderr
     assert "Traceback" not in result.stderr

@@ -213,6 +213,8 @@ def _identity_from_config(job_dir: Path) -> dict[str, Any]:
             "seed": cfg.get("seed"),
             "corpus": sub("data", "corpus"),
         }
+        if ident["task"] not in (None, "speech"):  # a synergy job's config has speech keys it does not use
+            ident["separator"] = ident["noise"] = None
         # Unresolved interpolations ("${noise}") say nothing.
         return {k: v for k, v in ident.items() if v is not None and "${" not in str(v)}
     return {}
@@ -369,7 +371,7 @@ def load_jobs(roots: Sequence[str | os.PathLike[str]]) -> list[Job]:
             raise DataError(f"no metrics.json found under {root}; expected a Hydra sweep (or job) directory")
         jobs.extend(_load_job(d) for d in _job_dirs(root))
     for job in jobs:
-        if job.separator is None and job.method in DEFAULT_SEPARATOR:
+        if job.separator is None and job.task in (None, "speech") and job.method in DEFAULT_SEPARATOR:
             job.separator = DEFAULT_SEPARATOR[job.method]
     return sorted(jobs, key=lambda j: str(j.path))
 
@@ -1007,7 +1009,8 @@ def write_speech_report(
         )
     if expect is None:
         expect = default_expect(tables)
-    jobs = _dedupe(jobs)  # warn about duplicates once
+    # Speech jobs only (a synergy job of the same method and seed is not a duplicate); warn about duplicates once.
+    jobs = _dedupe(j for j in jobs if j.task in (None, "speech"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
