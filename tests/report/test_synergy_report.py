@@ -82,6 +82,7 @@ def test_paper_claims_are_checked_on_the_numbers(tmp_path):
     _write_synergy_job(tmp_path / "a", "1", "vae_nmf", [0.91, 0.92, 0.93])
     md = render_markdown(load_jobs([tmp_path / "a"]))
     assert "rank-4 synergies; training repetitions [1, 3, 4, 6, 7, 8, 9], held-out [2, 5, 10]" in md
+    assert "NMF `fixed_w`, VAE-NMF `posterior_sample`" in md
     assert "above 90% for every muscle: yes" in md and "VAE-NMF below NMF for every muscle: yes (3 of 3" in md
     _write_synergy_job(tmp_path / "b", "0", "nmf", [0.95, 0.96, 0.97])
     _write_synergy_job(tmp_path / "b", "1", "vae_nmf", [0.85, 0.98, 0.93])

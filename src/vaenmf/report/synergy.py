@@ -251,6 +251,9 @@ def render_markdown(jobs: Sequence[Job]) -> str:
         "",
         "## The paper's claims, checked on these results (training repetitions, mean per muscle)",
         "",
+        f"Reconstructions as Figure 2 draws them: NMF `{FIGURE_RECONSTRUCTION['nmf']}`, VAE-NMF "
+        f"`{FIGURE_RECONSTRUCTION['vae_nmf']}`.",
+        "",
     ]
     if nmf is None or vae is None:
         lines.append("Not checkable: a method's job is missing or failed.")
