@@ -8,16 +8,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vaenmf.report.cli import main as report_main
-from vaenmf.report.synergy import render_markdown, render_vaf_csv, write_synergy_report
-from vaenmf.report.tables import load_jobs
+from vaenmf.report.synergy import method_rows, render_markdown, render_vaf_csv, write_synergy_report
+from vaenmf.report.tables import ReportWarning, load_jobs
 
 N_MUSCLES = 3
 
 
 def _write_synergy_job(
-    root: Path, name: str, method: str, per_muscle: list[float], status: str = "ok"
+    root: Path, name: str, method: str, per_muscle: list[float], status: str = "ok", subject: int = 1
 ) -> Path:
     job = root / name
     job.mkdir(parents=True)
@@ -32,7 +33,7 @@ def _write_synergy_job(
             for split in ("train", "test")
             for k in keys
         }
-        rows.append({"subject": 1, "movement": movement, "vaf": vaf, "synergy_recovery": 0.9})
+        rows.append({"subject": subject, "movement": movement, "vaf": vaf, "synergy_recovery": 0.9})
     data = {
         "task": "synergy",
         "method": method,
@@ -139,3 +140,26 @@ def test_synergy_jobs_do_not_shadow_speech_jobs(tmp_path, make_job, snr_summary,
         line for line in (tmp_path / "out" / "table1.md").read_text().splitlines() if line.startswith("| -5")
     )
     assert "3.00 (paper 2.90" in row
+
+
+def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
+    """A cluster sweep with one job per subject (`data.subjects=[1],[2]`) is one study in the report."""
+    _write_synergy_job(tmp_path, "0", "nmf", [0.95, 0.96, 0.97], subject=1)
+    _write_synergy_job(tmp_path, "1", "nmf", [0.85, 0.86, 0.87], subject=2)
+    jobs = load_jobs([tmp_path])
+    rows = method_rows(jobs, "nmf")
+    assert list(rows) == [0] and sorted((r["subject"], r["movement"]) for r in rows[0]) == [
+        (1, 1),
+        (1, 2),
+        (2, 1),
+        (2, 2),
+    ]
+    md = render_markdown(jobs)
+    train = next(line for line in md.splitlines() if line.startswith("| NMF (seed 0) | train | fixed_w"))
+    # Mean over the 4 movements of both jobs: (0.96 - 0.01, 0.96 - 0.02, 0.86 - 0.01, 0.86 - 0.02) -> 0.895.
+    assert "| 0.8950 |" in train and "| 4 |" in train
+    assert not [w for w in recwarn if issubclass(w.category, ReportWarning)]
+    _write_synergy_job(tmp_path, "2", "nmf", [0.5, 0.5, 0.5], subject=2)  # the same movements again
+    with pytest.warns(ReportWarning, match="subject 2 movement 1 is in more than one job"):
+        rows = method_rows(load_jobs([tmp_path]), "nmf")
+    assert len(rows[0]) == 4

@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vaenmf.errors import DataError
-from vaenmf.report.tables import Job, _write_atomic
+from vaenmf.report.tables import Job, ReportWarning, _write_atomic
 
 #: Methods of the figure, in drawing order, with their labels and colours.
 METHODS = {"nmf": ("NMF", "tab:blue"), "vae_nmf": ("VAE-NMF", "tab:red")}
@@ -41,11 +42,46 @@ def synergy_jobs(jobs: Sequence[Job]) -> list[Job]:
     return [j for j in jobs if j.task == "synergy"]
 
 
+def _seed_key(job: Job) -> tuple[bool, int]:
+    return (job.seed is None, job.seed or 0)
+
+
 def _pick(jobs: Sequence[Job], method: str) -> Job | None:
-    """The job of ``method`` to draw: an ok one with the lowest seed, else any."""
-    mine = [j for j in jobs if j.method == method]
-    ok = sorted((j for j in mine if j.status == "ok"), key=lambda j: (j.seed is None, j.seed or 0))
-    return ok[0] if ok else (mine[0] if mine else None)
+    """The job of ``method`` whose ``figure_emg.npz`` to draw: an ok one that has it, lowest seed first."""
+    ok = sorted((j for j in jobs if j.method == method and j.status == "ok"), key=_seed_key)
+    with_figure = [j for j in ok if (j.path / "figure_emg.npz").is_file()]
+    return (with_figure or ok or [None])[0]
+
+
+def method_rows(jobs: Sequence[Job], method: str) -> dict[int | None, list[dict[str, Any]]]:
+    """Per-movement rows of every finished job of ``method``, by seed.
+
+    Jobs that split the subjects of one study (``data.subjects=[1],[2],...`` in a sweep, e.g. one SLURM task per
+    subject) are merged; a (subject, movement) reported twice for one seed is kept once, with a warning.
+    """
+    by_seed: dict[int | None, dict[tuple[Any, Any], dict[str, Any]]] = {}
+    for job in sorted((j for j in jobs if j.method == method and j.status == "ok"), key=_seed_key):
+        rows = by_seed.setdefault(job.seed, {})
+        for row in job.data.get("rows", []):
+            key = (row.get("subject"), row.get("movement"))
+            if key in rows:
+                warnings.warn(
+                    f"{method} seed {job.seed}: subject {key[0]} movement {key[1]} is in more than one job; "
+                    f"using the first, ignoring {job.path}",
+                    ReportWarning,
+                    stacklevel=2,
+                )
+                continue
+            rows[key] = row
+    return {seed: list(rows.values()) for seed, rows in by_seed.items()}
+
+
+def _first_seed_rows(jobs: Sequence[Job], method: str) -> list[dict[str, Any]]:
+    """The rows of the lowest seed (the one the figures and the claims use)."""
+    by_seed = method_rows(jobs, method)
+    if not by_seed:
+        return []
+    return by_seed[min(by_seed, key=lambda s: (s is None, s or 0))]
 
 
 def render_vaf_csv(jobs: Sequence[Job]) -> str:
@@ -150,8 +186,8 @@ def plot_figure2(jobs: Sequence[Job], split: str = "train"):
     return fig
 
 
-def _overall(job: Job, key: str) -> list[float]:
-    return [float(r["vaf"][key]["overall"]) for r in job.data.get("rows", []) if key in r.get("vaf", {})]
+def _overall(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
+    return [float(r["vaf"][key]["overall"]) for r in rows if key in r.get("vaf", {})]
 
 
 def plot_summary(jobs: Sequence[Job]):
@@ -163,13 +199,13 @@ def plot_summary(jobs: Sequence[Job]):
 
     groups, labels, colours = [], [], []
     for method, (label, colour) in METHODS.items():
-        job = _pick(jobs, method)
-        if job is None or job.status != "ok":
+        rows = _first_seed_rows(jobs, method)
+        if not rows:
             continue
         recons = ["fixed_w"] + (["posterior_mean", "posterior_sample"] if method == "vae_nmf" else [])
         for recon in recons:
             for split in ("train", "test"):
-                values = _overall(job, f"{split}/{recon}")
+                values = _overall(rows, f"{split}/{recon}")
                 if values:
                     groups.append(values)
                     labels.append(f"{label}\n{recon}\n{'train' if split == 'train' else 'held-out'}")
@@ -189,11 +225,9 @@ def plot_summary(jobs: Sequence[Job]):
     return fig
 
 
-def _mean_per_muscle(job: Job | None, key: str) -> np.ndarray | None:
-    if job is None or job.status != "ok":
-        return None
-    rows = [r["vaf"][key]["per_muscle"] for r in job.data.get("rows", []) if key in r.get("vaf", {})]
-    return np.nanmean(np.array(rows, dtype=np.float64), axis=0) if rows else None
+def _mean_per_muscle(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray | None:
+    values = [r["vaf"][key]["per_muscle"] for r in rows if key in r.get("vaf", {})]
+    return np.nanmean(np.array(values, dtype=np.float64), axis=0) if values else None
 
 
 VAF_DEFINITION = (
@@ -226,12 +260,16 @@ def render_markdown(jobs: Sequence[Job]) -> str:
         "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    from vaenmf.tasks.synergy import summarise
+
     for method, (label, _) in METHODS.items():
-        for job in [j for j in jobs if j.method == method]:
-            if job.status != "ok":
-                lines.append(f"| {label} | - | - | {job.status} | | | | {job.error[:80]} |")
-                continue
-            summary = job.data.get("summary", {})
+        for job in [j for j in jobs if j.method == method and j.status != "ok"]:
+            lines.append(f"| {label} | - | - | {job.status} | | | | {job.error[:80]} ({job.path}) |")
+        by_seed = method_rows(jobs, method)
+        if not by_seed and not any(j.method == method for j in jobs):
+            lines.append(f"| {label} | - | - | missing (no job) | | | | |")
+        for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
+            summary = summarise(by_seed[seed])
             recovery = summary.get("synergy_recovery", {}).get("mean")
             rec = "" if recovery is None else f"{recovery:.3f}"
             for key, entry in sorted(summary.items()):
@@ -239,14 +277,11 @@ def render_markdown(jobs: Sequence[Job]) -> str:
                     continue
                 split, recon = key.split("/", 1)
                 lines.append(
-                    f"| {label} (seed {job.seed}) | {split} | {recon} | {entry['vaf_mean']:.4f} | "
+                    f"| {label} (seed {seed}) | {split} | {recon} | {entry['vaf_mean']:.4f} | "
                     f"{entry['vaf_std']:.4f} | {entry['vaf_min']:.4f} | {entry['n_movements']} | {rec} |"
                 )
-    for method in METHODS:
-        if _pick(jobs, method) is None:
-            lines.append(f"| {METHODS[method][0]} | - | - | missing (no job) | | | | |")
-    nmf = _mean_per_muscle(_pick(jobs, "nmf"), f"train/{FIGURE_RECONSTRUCTION['nmf']}")
-    vae = _mean_per_muscle(_pick(jobs, "vae_nmf"), f"train/{FIGURE_RECONSTRUCTION['vae_nmf']}")
+    nmf = _mean_per_muscle(_first_seed_rows(jobs, "nmf"), f"train/{FIGURE_RECONSTRUCTION['nmf']}")
+    vae = _mean_per_muscle(_first_seed_rows(jobs, "vae_nmf"), f"train/{FIGURE_RECONSTRUCTION['vae_nmf']}")
     lines += [
         "",
         "## The paper's claims, checked on these results (training repetitions, mean per muscle)",
