@@ -57,3 +57,17 @@ def test_command_line_value_replaces_the_experiment_sweep():
         ("model=drnn", "noise=babble", "separator=drnn"),
         ("model=drnn", "noise=factory", "separator=drnn"),
     ]
+
+
+def test_slurm_leaves_requeueing_to_submitit():
+    """PITFALLS: submitit preempts with USR2 and requeues; Lightning must not requeue too."""
+    from hydra.utils import instantiate
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+    cfg = _compose(["launcher=slurm", "trainer=cpu"])
+    (plugin,) = cfg.trainer.plugins
+    environment = instantiate(plugin)
+    assert isinstance(environment, SLURMEnvironment) and environment.auto_requeue is False
+    trainer = instantiate(cfg.trainer, max_epochs=1, logger=False, enable_progress_bar=False)
+    assert trainer.max_epochs == 1
+    assert "plugins" not in _compose(["trainer=cpu"]).trainer  # local runs keep Lightning's defaults
