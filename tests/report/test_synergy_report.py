@@ -163,3 +163,7 @@ def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
     with pytest.warns(ReportWarning, match="subject 2 movement 1 is in more than one job"):
         rows = method_rows(load_jobs([tmp_path]), "nmf")
     assert len(rows[0]) == 4
+    # The whole report says it once per duplicate, not once per table and figure.
+    with pytest.warns(ReportWarning) as caught:
+        write_synergy_report(load_jobs([tmp_path]), tmp_path / "out")
+    assert sum("subject 2 movement 1" in str(w.message) for w in caught) == 1

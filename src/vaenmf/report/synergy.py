@@ -76,9 +76,16 @@ def method_rows(jobs: Sequence[Job], method: str) -> dict[int | None, list[dict[
     return {seed: list(rows.values()) for seed, rows in by_seed.items()}
 
 
-def _first_seed_rows(jobs: Sequence[Job], method: str) -> list[dict[str, Any]]:
+RowsByMethod = dict[str, dict[Any, list[dict[str, Any]]]]
+
+
+def rows_by_method(jobs: Sequence[Job]) -> RowsByMethod:
+    """:func:`method_rows` of every method of the figure (computed once per report: it warns on duplicates)."""
+    return {method: method_rows(jobs, method) for method in METHODS}
+
+
+def _first_seed_rows(by_seed: dict[Any, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The rows of the lowest seed (the one the figures and the claims use)."""
-    by_seed = method_rows(jobs, method)
     if not by_seed:
         return []
     return by_seed[min(by_seed, key=lambda s: (s is None, s or 0))]
@@ -190,22 +197,23 @@ def _overall(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(r["vaf"][key]["overall"]) for r in rows if key in r.get("vaf", {})]
 
 
-def plot_summary(jobs: Sequence[Job]):
+def plot_summary(jobs: Sequence[Job], rows: RowsByMethod | None = None):
     """VAF over every subject and movement: training vs held-out repetitions, per method and reconstruction."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    rows = rows_by_method(jobs) if rows is None else rows
     groups, labels, colours = [], [], []
     for method, (label, colour) in METHODS.items():
-        rows = _first_seed_rows(jobs, method)
-        if not rows:
+        first = _first_seed_rows(rows[method])
+        if not first:
             continue
         recons = ["fixed_w"] + (["posterior_mean", "posterior_sample"] if method == "vae_nmf" else [])
         for recon in recons:
             for split in ("train", "test"):
-                values = _overall(rows, f"{split}/{recon}")
+                values = _overall(first, f"{split}/{recon}")
                 if values:
                     groups.append(values)
                     labels.append(f"{label}\n{recon}\n{'train' if split == 'train' else 'held-out'}")
@@ -250,8 +258,9 @@ def _describe_setup(jobs: Sequence[Job]) -> str:
     return " / ".join(sorted(setups)) if setups else "no completed job"
 
 
-def render_markdown(jobs: Sequence[Job]) -> str:
+def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> str:
     """Summary table (mean, std, min VAF per method, split, reconstruction) and the paper's two claims."""
+    rows = rows_by_method(jobs) if rows is None else rows
     lines = [
         f"# Muscle synergies (Figure 2): VAF of {_describe_setup(jobs)}",
         "",
@@ -265,7 +274,7 @@ def render_markdown(jobs: Sequence[Job]) -> str:
     for method, (label, _) in METHODS.items():
         for job in [j for j in jobs if j.method == method and j.status != "ok"]:
             lines.append(f"| {label} | - | - | {job.status} | | | | {job.error[:80]} ({job.path}) |")
-        by_seed = method_rows(jobs, method)
+        by_seed = rows[method]
         if not by_seed and not any(j.method == method for j in jobs):
             lines.append(f"| {label} | - | - | missing (no job) | | | | |")
         for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
@@ -280,8 +289,8 @@ def render_markdown(jobs: Sequence[Job]) -> str:
                     f"| {label} (seed {seed}) | {split} | {recon} | {entry['vaf_mean']:.4f} | "
                     f"{entry['vaf_std']:.4f} | {entry['vaf_min']:.4f} | {entry['n_movements']} | {rec} |"
                 )
-    nmf = _mean_per_muscle(_first_seed_rows(jobs, "nmf"), f"train/{FIGURE_RECONSTRUCTION['nmf']}")
-    vae = _mean_per_muscle(_first_seed_rows(jobs, "vae_nmf"), f"train/{FIGURE_RECONSTRUCTION['vae_nmf']}")
+    nmf = _mean_per_muscle(_first_seed_rows(rows["nmf"]), f"train/{FIGURE_RECONSTRUCTION['nmf']}")
+    vae = _mean_per_muscle(_first_seed_rows(rows["vae_nmf"]), f"train/{FIGURE_RECONSTRUCTION['vae_nmf']}")
     lines += [
         "",
         "## The paper's claims, checked on these results (training repetitions, mean per muscle)",
@@ -331,16 +340,17 @@ def write_synergy_report(jobs: Sequence[Job], out_dir: str | os.PathLike[str]) -
     jobs = synergy_jobs(jobs)
     if not jobs:
         raise DataError("no muscle-synergy job found (metrics.json with task 'synergy'); nothing to report")
+    rows = rows_by_method(jobs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
         _write_atomic(out / "vaf.csv", render_vaf_csv(jobs)),
-        _write_atomic(out / "fig2_vaf.md", render_markdown(jobs)),
+        _write_atomic(out / "fig2_vaf.md", render_markdown(jobs, rows)),
     ]
     figure = plot_figure2(jobs)
     if figure is not None:
         written += _save(figure, out, "fig2_vaf")
-    summary = plot_summary(jobs)
+    summary = plot_summary(jobs, rows)
     if summary is not None:
         written += _save(summary, out, "fig2_vaf_summary")
     return written

@@ -66,8 +66,8 @@ def reconstructions(
         frames = X.T.contiguous()
         decoder = model.dictionary()
         with torch.no_grad():
-            out["posterior_mean"] = (model.posterior_mean(frames) @ decoder.T).T
             alpha, rate = model.encode(frames)
+            out["posterior_mean"] = ((alpha / rate) @ decoder.T).T  # E_q[z], as VAENMF.posterior_mean
             z = sample_gamma(alpha, rate, sampler="implicit", generator=generator)
             out["posterior_sample"] = (z @ decoder.T).T
     return out
