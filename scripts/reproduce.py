@@ -1,9 +1,10 @@
-"""`make reproduce`: run the paper's sweeps and write the tables next to the paper's numbers.
+"""`make reproduce`: one Hydra multirun per paper artefact, then the report beside the paper's numbers.
 
-With no data this runs on the embedded demo corpora; with ``DATA_ROOT`` (or ``--data-root``) pointing at
-TIMIT, NOISEX-92 and Ninapro DB1 it runs the real study. Writes Tables 1-2 (speech), the ablation, and the
-muscle-synergy Figure 2 (``fig2_vaf.{png,pdf,md}``, ``vaf.csv``). Each sweep is a Hydra multirun; one failed job does
-not stop the others, and the report marks its cells.
+``vaenmf-train -m experiment=table1``, ``experiment=table2`` and ``experiment=fig2_vaf`` (each experiment file
+declares its whole grid: every column and ablation row, every noise), then ``vaenmf-report`` over the three
+sweeps. With no data this runs on the embedded demo corpora; with ``DATA_ROOT`` (or ``--data-root``) pointing at
+TIMIT, NOISEX-92 and Ninapro DB1 it runs the real study. One failed job does not stop the others, and the
+report marks its cells.
 """
 
 from __future__ import annotations
@@ -16,16 +17,8 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Each experiment and the data config of its real-corpus run (``--data-root``).
+#: Each experiment (conf/experiment/) and the data config of its real-corpus run (``--data-root``).
 EXPERIMENTS = {"table1": "speech_timit", "table2": "speech_timit", "fig2_vaf": "ninapro_db1"}
-#: The sweeps of each experiment: the experiment's own grid (the dictionary x activation-estimator grid of NMF
-#: and VAE-NMF for the tables), then the columns outside that grid, DNMF (its MU separator) and the DRNN (its own
-#: network, no dictionaries). A command-line value overrides the experiment's sweep of that key.
-SWEEPS = {
-    "table1": {"": [], "_dnmf": ["model=dnmf", "separator=mu"], "_drnn": ["model=drnn", "separator=drnn"]},
-    "table2": {"": [], "_dnmf": ["model=dnmf", "separator=mu"], "_drnn": ["model=drnn", "separator=drnn"]},
-    "fig2_vaf": {"": []},
-}
 
 
 #: Override prefixes that name a group of experiments.
@@ -88,27 +81,22 @@ def main(argv: list[str] | None = None) -> int:
         data = (
             [f"data={EXPERIMENTS[experiment]}", f"paths.data_root={args.data_root}"] if args.data_root else []
         )
-        mine = overrides_for(experiment, args.overrides)
-        for suffix, extra in SWEEPS[experiment].items():
-            command = [
-                sys.executable,
-                "-m",
-                "vaenmf.train",
-                "-m",
-                f"experiment={experiment}",
-                *extra,
-                f"seed={args.seeds}",
-                f"hydra.sweep.dir={sweeps / (experiment + suffix)}",
-                f"paths.output_root={out}",
-                *data,
-                *mine,
-            ]
-            print(f"\n=== {experiment}{suffix}: {' '.join(command[2:])}", flush=True)
-            if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:
-                failed.append(experiment + suffix)
-                print(
-                    f"!!! some jobs of {experiment}{suffix} failed; the report marks their cells", flush=True
-                )
+        command = [
+            sys.executable,
+            "-m",
+            "vaenmf.train",
+            "-m",
+            f"experiment={experiment}",
+            f"seed={args.seeds}",
+            f"hydra.sweep.dir={sweeps / experiment}",
+            f"paths.output_root={out}",
+            *data,
+            *overrides_for(experiment, args.overrides),
+        ]
+        print(f"\n=== {experiment}: {' '.join(command[2:])}", flush=True)
+        if subprocess.run(command, cwd=REPO_ROOT, env=env).returncode != 0:
+            failed.append(experiment)
+            print(f"!!! some jobs of {experiment} failed; the report marks their cells", flush=True)
     report = [sys.executable, "-m", "vaenmf.report.cli", str(sweeps), "--out", str(out)]
     print(f"\n=== report: {' '.join(report[2:])}", flush=True)
     report_rc = subprocess.run(report, cwd=REPO_ROOT, env=env).returncode

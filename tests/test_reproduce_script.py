@@ -17,23 +17,26 @@ def _script():
     return module
 
 
-def test_every_sweep_composes_into_the_methods_of_the_paper():
+def test_reproduce_is_one_multirun_per_artefact_and_names_no_method():
     script = _script()
-    methods = {}
-    for experiment, sweeps in script.SWEEPS.items():
-        for suffix, extra in sweeps.items():
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-                cfg = compose(
-                    "train", overrides=[f"experiment={experiment}", *extra], return_hydra_config=True
-                )
-            grid = dict(cfg.hydra.sweeper.params)
-            grid.update(
-                dict(item.split("=", 1) for item in extra)
-            )  # the command line replaces the grid's value
-            methods[experiment + suffix] = set(grid["model"].split(","))
-    assert methods["table1"] == methods["table2"] == {"nmf", "vae_nmf"}
-    assert methods["table1_dnmf"] == {"dnmf"} and methods["table1_drnn"] == {"drnn"}
-    assert methods["fig2_vaf"] == {"nmf_synergy", "vae_nmf_synergy"}
+    assert set(script.EXPERIMENTS) == {"table1", "table2", "fig2_vaf"}
+    source = (REPO_ROOT / "scripts" / "reproduce.py").read_text()
+    for method in ("nmf", "dnmf", "drnn", "vae_nmf", "separator", "model="):
+        assert f"{method}" not in source.replace("vaenmf", "").replace("ninapro", "")
+    tasks = {}
+    for experiment in script.EXPERIMENTS:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        tasks[experiment] = (cfg.task, set(cfg.hydra.sweeper.params.method.split(",")))
+    assert (
+        tasks["table1"]
+        == tasks["table2"]
+        == (
+            "speech",
+            {"nmf", "dnmf", "drnn", "vae_nmf", "nmf_dnn", "vae_nmf_mu"},
+        )
+    )
+    assert tasks["fig2_vaf"] == ("synergy", {"nmf", "vae_nmf"})
 
 
 def test_prefixed_overrides_reach_only_their_experiments():

@@ -3,7 +3,7 @@
 Examples::
 
     vaenmf-train experiment=smoke
-    vaenmf-train model=nmf noise=babble seed=1 logger=csv
+    vaenmf-train method=nmf noise=babble seed=1 logger=csv
     vaenmf-train -m experiment=table1
     vaenmf-train --cfg job
 """
@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vaenmf.errors import VaenmfError
+from vaenmf.jobfile import COMPONENT_GROUPS, job_identity
 from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit, write_json_atomic
 
 log = logging.getLogger("vaenmf.train")
@@ -59,26 +60,28 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
-    from vaenmf.tasks import get_task
-    from vaenmf.tasks.runtime import JobContext, resolved_container
+    from vaenmf.tasks import check_job_config, get_task
+    from vaenmf.tasks.runtime import JobContext, config_record
 
     output_dir = Path(output_dir or HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     header = {
-        "task": str(cfg.task),
-        "seed": int(cfg.seed),
+        **job_identity(cfg),
+        "seed": cfg.get("seed"),
         "git_commit": git_commit(),
-        "config_hash": config_hash(cfg),
         "output_dir": str(output_dir),
     }
     # Under SLURM + DDP every rank runs this job; only global rank 0 writes files (DESIGN.md, PITFALLS.md).
     is_rank_zero = rank_zero_only.rank == 0
-    if is_rank_zero:
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     job = JobContext(cfg, output_dir)
     started = time.time()
     metrics: dict[str, Any] = {}
     try:
+        # Before anything resolves the config: a method or data of another task is one clear message.
+        check_job_config(cfg, CONFIG_DIR)
+        header["config_hash"] = config_hash(cfg)
+        if is_rank_zero:
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         if cfg.get("torch_threads"):
             import torch
@@ -88,17 +91,13 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         metrics = {**header, **task(cfg, job), "status": "ok"}
         return metrics
     except BaseException as err:
-        metrics = {**header, "method": str(cfg.get("model", {}).get("name", "unknown"))}
-        if str(cfg.task) == "speech":  # what identifies a speech job in the tables
-            metrics["separator"] = str(cfg.get("separator", {}).get("name", "unknown"))
-            metrics["noise"] = str(cfg.get("noise", "unknown"))
-        metrics.update(status="failed", error=f"{type(err).__name__}: {err}")
+        metrics = {**header, "status": "failed", "error": f"{type(err).__name__}: {err}"}
         if not isinstance(err, VaenmfError):
             metrics["traceback"] = traceback.format_exc()
         raise
     finally:
         metrics["wall_time_s"] = time.time() - started
-        metrics["config"] = resolved_container(cfg, ("hydra",))
+        metrics["config"] = config_record(cfg)
         try:
             if is_rank_zero:
                 write_json_atomic(output_dir / "metrics.json", metrics)
@@ -120,6 +119,69 @@ def _hydra_main(cfg: DictConfig) -> None:
     log.info("metrics.json written to %s", metrics.get("output_dir"))
 
 
+#: Spellings of earlier versions, and what replaced them.
+RENAMED_GROUPS = {
+    "model": "method=<name> (a column of the paper's tables or an ablation row: nmf, dnmf, drnn, vae_nmf, "
+    "nmf_dnn, vae_nmf_mu); the dictionary learner's settings are dictionary.<key> (e.g. dictionary.rank=20, "
+    "dictionary.mu_iterations for NMF, dictionary.epochs for VAE-NMF)",
+    "separator": "part of the method: activations.<key> for its activation estimator (e.g. "
+    "activations.mu_iterations=50, activations.epochs=10), network.<key> for the DRNN; the ablation rows are "
+    "method=nmf_dnn and method=vae_nmf_mu",
+}
+#: Top-level keys that exist only in one task's config.
+TASK_KEYS = {"speech": ("noise", "activations", "reconstruction", "network"), "synergy": ("synergy",)}
+
+
+def _override_key(arg: str) -> str | None:
+    """The key an override sets (``+a.b=1`` -> ``a.b``), or None for a flag or a bare word."""
+    if arg.startswith("-") or "=" not in arg:
+        return None
+    return arg.split("=", 1)[0].lstrip("+~")
+
+
+def _task_of(overrides: dict[str, str]) -> str:
+    """The task a command line selects: ``task=``, else its experiment's ``override /task``, else speech."""
+    if "task" in overrides:
+        return overrides["task"]
+    experiment = overrides.get("experiment")
+    if experiment:
+        path = CONFIG_DIR / "experiment" / f"{experiment}.yaml"
+        if path.is_file():
+            for entry in OmegaConf.load(path).get("defaults") or ():
+                if isinstance(entry, DictConfig) and "override /task" in entry:
+                    return str(entry["override /task"])
+    return "speech"
+
+
+def check_command_line(args: list[str]) -> str | None:
+    """What is wrong with a command line's overrides before Hydra composes them, or None.
+
+    Catches what Hydra would only report as "no match in the defaults list" or "not in struct": the spellings of
+    earlier versions (``model=``, ``separator=``), a component chosen outside its method (``activations=dnn``),
+    and a key of the other task (``noise=babble`` in a synergy job).
+    """
+    overrides = {}
+    for arg in args:
+        key = _override_key(arg)
+        if key is not None:
+            overrides[key] = arg.split("=", 1)[1]
+    task = _task_of(overrides)
+    for key in overrides:
+        group = key.split(".", 1)[0]
+        if group in RENAMED_GROUPS:
+            return f"{key}= is no longer a key: use {RENAMED_GROUPS[group]}"
+        if key in COMPONENT_GROUPS:
+            return (
+                f"{key}= cannot be chosen on its own: the {key} is part of the method (conf/method/); choose "
+                f"method=<name> (nmf, dnmf, drnn, vae_nmf, nmf_dnn, vae_nmf_mu) and change its settings with "
+                f"{key}.<key>=..."
+            )
+        for other, keys in TASK_KEYS.items():
+            if other != task and group in keys:
+                return f"{key}= is a key of task={other}; this job runs task={task}, which has no {group!r}"
+    return None
+
+
 def main() -> None:
     """Console script ``vaenmf-train``."""
     os.environ.setdefault("VAENMF_ROOT", str(REPO_ROOT))
@@ -129,6 +191,10 @@ def main() -> None:
             "set VAENMF_CONFIG_DIR to point elsewhere)",
             file=sys.stderr,
         )
+        raise SystemExit(2)
+    problem = check_command_line(sys.argv[1:])
+    if problem:
+        print(f"vaenmf-train: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     _hydra_main()
 

@@ -10,6 +10,16 @@ from typing import Any
 import pytest
 
 SNRS = ("-5", "0", "5", "10")
+#: What the methods of conf/method/ record in metrics.json (test data, written by hand).
+PAPER_COLUMN = {"nmf": "NMF", "dnmf": "DNMF", "drnn": "DNN", "vae_nmf": "VAE-NMF"}
+COMPONENTS = {
+    "nmf": {"dictionary": "nmf", "activations": "mu"},
+    "dnmf": {"dictionary": "nmf", "reconstruction": "dnmf", "activations": "mu"},
+    "drnn": {"network": "drnn"},
+    "vae_nmf": {"dictionary": "vae_nmf", "activations": "dnn"},
+    "nmf_dnn": {"dictionary": "nmf", "activations": "dnn"},
+    "vae_nmf_mu": {"dictionary": "vae_nmf", "activations": "mu"},
+}
 
 
 def snr_summary(base: float, pesq: float = 2.0, input_sdr: float = -1.0) -> dict[str, dict[str, float]]:
@@ -35,7 +45,6 @@ def write_job(
     root: Path,
     name: str,
     method: str,
-    separator: str,
     noise: str,
     seed: int,
     summary: dict[str, Any] | None = None,
@@ -44,24 +53,32 @@ def write_job(
     corpus: str = "demo",
     commit: str = "abc1234",
     overrides: bool = True,
+    config: dict[str, Any] | None = None,
 ) -> Path:
     job = root / name
     job.mkdir(parents=True)
     if overrides:
         (job / ".hydra").mkdir()
-        (job / ".hydra" / "overrides.yaml").write_text(
-            f"- model={method}\n- separator={separator}\n- noise={noise}\n- seed={seed}\n"
+        (job / ".hydra" / "overrides.yaml").write_text(f"- method={method}\n- noise={noise}\n- seed={seed}\n")
+        # What Hydra saves when the job starts (before any metrics.json).
+        column = PAPER_COLUMN.get(method)
+        (job / ".hydra" / "config.yaml").write_text(
+            f"task: speech\nnoise: {noise}\nseed: {seed}\nmethod:\n  name: {method}\n"
+            f"  paper_column: {column if column else 'null'}\n"
         )
     data: dict[str, Any] = {
+        "schema": 2,
         "task": "speech",
         "method": method,
-        "separator": separator,
+        "paper_column": PAPER_COLUMN.get(method),
+        "components": COMPONENTS[method],
         "noise": noise,
         "seed": seed,
         "git_commit": commit,
         "config_hash": f"hash-{name}",
         "corpus": corpus,
         "status": status,
+        "config": config or {},
     }
     if status == "ok":
         data["summary"] = summary if summary is not None else snr_summary(0.0)
@@ -74,7 +91,7 @@ def write_job(
 
 @pytest.fixture
 def make_job() -> Callable[..., Path]:
-    """``make_job(root, name, method, separator, noise, seed, summary=None, status="ok", ...)``."""
+    """``make_job(root, name, method, noise, seed, summary=None, status="ok", ...)``."""
     return write_job
 
 
@@ -90,11 +107,10 @@ def full_sweep(tmp_path: Path) -> Path:
     root = tmp_path / "sweep"
     k = 0
     bases = {"nmf": 1.0, "dnmf": 2.0, "drnn": 3.0, "vae_nmf": 4.0}
-    seps = {"nmf": "mu", "dnmf": "mu", "drnn": "drnn", "vae_nmf": "dnn"}
     for method, base in bases.items():
         for seed in (0, 1):
             for noise, off in (("factory", 0.0), ("babble", 2.0)):
                 summary = snr_summary(base + off + 4.0 * seed, input_sdr=-1.0 + off)
-                write_job(root, str(k), method, seps[method], noise, seed, summary)
+                write_job(root, str(k), method, noise, seed, summary)
                 k += 1
     return root

@@ -34,8 +34,8 @@ def test_cli_bad_dirs_exit_2(tmp_path, capsys):
 def test_cli_bad_options_exit_2(full_sweep, tmp_path, capsys):
     assert main([str(full_sweep), "--out", str(tmp_path / "o"), "--tables", "table3"]) == 2
     assert "--tables" in capsys.readouterr().err
-    assert main([str(full_sweep), "--out", str(tmp_path / "o"), "--expect", "nmf"]) == 2
-    assert "METHOD:SEPARATOR" in capsys.readouterr().err
+    assert main([str(full_sweep), "--out", str(tmp_path / "o"), "--expect", "nmf:mu:factory"]) == 2
+    assert "KEY[:NOISE]" in capsys.readouterr().err
 
 
 def test_cli_malformed_job_warns_and_shows_failed(full_sweep, tmp_path, capsys):

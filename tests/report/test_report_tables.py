@@ -9,16 +9,11 @@ import shutil
 import pytest
 
 from vaenmf.errors import ConfigError, DataError
-from vaenmf.report.tables import (
-    INPUT_ROW,
-    ReportWarning,
-    build_ablation,
-    build_table,
-    load_jobs,
-    parse_expect,
-    render_markdown,
-    write_speech_report,
-)
+from vaenmf.report.aggregate import INPUT_ROW, build_ablation, build_table
+from vaenmf.report.grid import parse_expect
+from vaenmf.report.jobs import ReportWarning, load_jobs
+from vaenmf.report.render import render_markdown
+from vaenmf.report.speech import write_speech_report
 
 
 def test_average_over_noises_then_seeds(full_sweep):
@@ -49,16 +44,16 @@ def test_average_over_noises_then_seeds(full_sweep):
 
 
 def test_single_seed_has_no_std(tmp_path, make_job, snr_summary):
-    make_job(tmp_path, "a", "nmf", "mu", "factory", 0, snr_summary(1.0))
-    make_job(tmp_path, "b", "nmf", "mu", "babble", 0, snr_summary(2.0))
+    make_job(tmp_path, "a", "nmf", "factory", 0, snr_summary(1.0))
+    make_job(tmp_path, "b", "nmf", "babble", 0, snr_summary(2.0))
     cell = build_table(load_jobs([tmp_path]), "table1").cells[("-5", "NMF", "sdr")]
     assert cell.ours == pytest.approx(1.5) and cell.std is None and cell.n_seeds == 1
 
 
 def test_missing_noise_and_partial_seed(tmp_path, make_job, snr_summary):
-    make_job(tmp_path, "0", "vae_nmf", "dnn", "factory", 0, snr_summary(1.0))  # babble of seed 0 missing
-    make_job(tmp_path, "1", "vae_nmf", "dnn", "factory", 1, snr_summary(3.0))
-    make_job(tmp_path, "2", "vae_nmf", "dnn", "babble", 1, snr_summary(5.0))
+    make_job(tmp_path, "0", "vae_nmf", "factory", 0, snr_summary(1.0))  # babble of seed 0 missing
+    make_job(tmp_path, "1", "vae_nmf", "factory", 1, snr_summary(3.0))
+    make_job(tmp_path, "2", "vae_nmf", "babble", 1, snr_summary(5.0))
     table = build_table(load_jobs([tmp_path]), "table1")
     cell = table.cells[("-5", "VAE-NMF", "sdr")]
     assert cell.status == "partial"
@@ -73,16 +68,17 @@ def test_missing_noise_and_partial_seed(tmp_path, make_job, snr_summary):
 
 
 def test_failed_and_crashed_jobs_are_shown(tmp_path, make_job, snr_summary):
-    make_job(tmp_path, "0", "nmf", "mu", "factory", 0, snr_summary(1.0))
-    make_job(tmp_path, "1", "nmf", "mu", "babble", 0, status="failed", error="RuntimeError: out of memory")
-    make_job(tmp_path, "2", "dnmf", "mu", "factory", 0, snr_summary(1.0))
-    crashed = make_job(tmp_path, "3", "dnmf", "mu", "babble", 0)
+    make_job(tmp_path, "0", "nmf", "factory", 0, snr_summary(1.0))
+    make_job(tmp_path, "1", "nmf", "babble", 0, status="failed", error="RuntimeError: out of memory")
+    make_job(tmp_path, "2", "dnmf", "factory", 0, snr_summary(1.0))
+    crashed = make_job(tmp_path, "3", "dnmf", "babble", 0)
     (crashed / "metrics.json").unlink()  # killed before writing metrics.json: only .hydra/ is left
-    make_job(tmp_path, "4", "drnn", "drnn", "factory", 0, status="failed", error="NotImplementedError: drnn")
-    make_job(tmp_path, "5", "drnn", "drnn", "babble", 0, status="failed", error="NotImplementedError: drnn")
+    make_job(tmp_path, "4", "drnn", "factory", 0, status="failed", error="NotImplementedError: drnn")
+    make_job(tmp_path, "5", "drnn", "babble", 0, status="failed", error="NotImplementedError: drnn")
     jobs = load_jobs([tmp_path])
     by_name = {j.path.name: j for j in jobs}
-    assert by_name["3"].status == "missing" and by_name["3"].describe() == "dnmf/mu/babble/seed 0"
+    assert by_name["3"].status == "missing" and by_name["3"].describe() == "dnmf/babble/seed 0"
+    assert by_name["3"].paper_column == "DNMF"  # from the config Hydra saved when the job started
     table = build_table(jobs, "table1")
     nmf = table.cells[("-5", "NMF", "sdr")]
     assert nmf.status == "failed" and "seed 0: babble failed" in nmf.note
@@ -98,79 +94,85 @@ def test_failed_and_crashed_jobs_are_shown(tmp_path, make_job, snr_summary):
 
 
 def test_malformed_metrics_json(tmp_path, make_job, snr_summary):
-    make_job(tmp_path, "0", "nmf", "mu", "factory", 0, snr_summary(1.0))
-    bad = make_job(tmp_path, "1", "nmf", "mu", "babble", 0, snr_summary(1.0))
+    make_job(tmp_path, "0", "nmf", "factory", 0, snr_summary(1.0))
+    bad = make_job(tmp_path, "1", "nmf", "babble", 0, snr_summary(1.0))
     (bad / "metrics.json").write_text('{"task": "speech", "summary": {')
     with pytest.warns(ReportWarning, match="malformed .*metrics.json"):
         jobs = load_jobs([tmp_path])
     job = next(j for j in jobs if j.path == bad)
     assert job.status == "failed" and str(bad / "metrics.json") in job.error
-    assert (job.method, job.separator, job.noise, job.seed) == ("nmf", "mu", "babble", 0)  # from overrides
+    assert (job.method, job.paper_column, job.noise, job.seed) == ("nmf", "NMF", "babble", 0)  # saved config
     cell = build_table(jobs, "table1").cells[("-5", "NMF", "sdr")]
     assert cell.status == "failed"
 
 
-@pytest.fixture
-def only_nmf_and_vae_implemented(monkeypatch):
-    """A package version that implements only NMF and VAE-NMF (how the report treats the other columns)."""
-    import vaenmf.report.tables as tables
-
-    monkeypatch.setattr(tables, "IMPLEMENTED_METHODS", frozenset({"nmf", "vae_nmf"}))
-
-
-def test_every_paper_column_is_implemented(tmp_path, make_job, snr_summary):
-    make_job(tmp_path, "0", "nmf", "mu", "factory", 0, snr_summary(1.0))
+def test_every_paper_column_without_a_job_is_missing(tmp_path, make_job, snr_summary):
+    make_job(tmp_path, "0", "nmf", "factory", 0, snr_summary(1.0))
     table = build_table(load_jobs([tmp_path]), "table1")
     assert {c.status for (_, column, _), c in table.cells.items() if column != "NMF"} == {"missing"}
 
 
-def test_expect_grid(tmp_path, make_job, snr_summary, only_nmf_and_vae_implemented):
-    make_job(tmp_path, "0", "nmf", "mu", "factory", 0, snr_summary(1.0))
-    make_job(tmp_path, "1", "nmf", "mu", "babble", 0, snr_summary(1.0))
+def test_expect_grid(tmp_path, make_job, snr_summary):
+    make_job(tmp_path, "0", "nmf", "factory", 0, snr_summary(1.0))
+    make_job(tmp_path, "1", "nmf", "babble", 0, snr_summary(1.0))
     jobs = load_jobs([tmp_path])
-    expect = parse_expect("nmf:mu,vae_nmf:dnn:factory")
-    assert ("nmf", "mu", "pooled") in expect and ("vae_nmf", "dnn", "factory") in expect
-    assert ("vae_nmf", "dnn", "babble") not in expect
+    expect = parse_expect("NMF,vae_nmf_mu:factory")
+    assert ("NMF", "pooled") in expect and ("vae_nmf_mu", "factory") in expect
+    assert ("vae_nmf_mu", "babble") not in expect
     table = build_table(jobs, "table1", expect)
-    # A method this version does not implement: its column says so instead of "not run"/"missing".
-    assert table.cells[("-5", "DNN", "sdr")].status == "not implemented"
-    assert table.cells[("-5", "VAE-NMF", "sdr")].status == "missing"
-    assert parse_expect("VAE-NMF", ["table1"]) == {
-        ("vae_nmf", "dnn", "factory"),
-        ("vae_nmf", "dnn", "babble"),
-    }
-    with pytest.raises(ConfigError, match="METHOD:SEPARATOR"):
-        parse_expect("nmf")
+    assert table.cells[("-5", "NMF", "sdr")].status == "ok"
+    assert table.cells[("-5", "VAE-NMF", "sdr")].status == "not run"  # not expected, no job
+    ablation = build_ablation(jobs, "table1", expect)
+    assert ablation.cells[("vae_nmf_mu", "-5", "SDR")].status == "missing"  # expected, no job
+    assert parse_expect("VAE-NMF", ["table1"]) == {("VAE-NMF", "factory"), ("VAE-NMF", "babble")}
+    with pytest.raises(ConfigError, match="KEY\\[:NOISE\\]"):
+        parse_expect("nmf:mu:factory")
     with pytest.raises(ConfigError, match="unknown noise"):
-        parse_expect("nmf:mu:white")
+        parse_expect("nmf:white")
 
 
-def test_table2_and_ablation(tmp_path, make_job, snr_summary, only_nmf_and_vae_implemented):
-    make_job(tmp_path, "0", "vae_nmf", "dnn", "pooled", 0, snr_summary(4.0, pesq=2.5, input_sdr=-2.0))
-    make_job(tmp_path, "1", "vae_nmf", "mu", "pooled", 0, snr_summary(3.0, input_sdr=-2.0))
-    make_job(tmp_path, "2", "nmf", "mu", "pooled", 0, snr_summary(1.0, input_sdr=-2.0))
+def test_table2_and_ablation(tmp_path, make_job, snr_summary):
+    make_job(tmp_path, "0", "vae_nmf", "pooled", 0, snr_summary(4.0, pesq=2.5, input_sdr=-2.0))
+    make_job(tmp_path, "1", "vae_nmf_mu", "pooled", 0, snr_summary(3.0, input_sdr=-2.0))
+    make_job(tmp_path, "2", "nmf", "pooled", 0, snr_summary(1.0, input_sdr=-2.0))
     jobs = load_jobs([tmp_path])
     t2 = build_table(jobs, "table2")
     assert t2.cells[("-5", "VAE-NMF", "sdr")].ours == pytest.approx(4.0)
     assert t2.cells[("-5", "VAE-NMF", "sdr")].paper == 5.73
     assert t2.cells[("Aver", "VAE-NMF", "pesq")].ours == pytest.approx(2.65)
+    # An ablation row fills no paper column.
+    assert t2.cells[("-5", "NMF", "sdr")].ours == pytest.approx(1.0)
     t1 = build_table(jobs, "table1")
-    assert all(
-        c.status == ("missing" if column in ("NMF", "VAE-NMF") else "not implemented")
-        for (_, column, _), c in t1.cells.items()
-    )
+    assert {c.status for c in t1.cells.values()} == {"missing"}
     ab = build_ablation(jobs, "table2")
-    assert ("vae_nmf", "mu") in ab.rows and ab.rows[-1] == INPUT_ROW
-    assert ("drnn", "drnn") not in ab.rows  # not implemented: shown in the paper table, not the ablation
-    assert ab.cells[(("vae_nmf", "mu"), "-5", "SDR")].ours == pytest.approx(3.0)
+    assert ab.rows == ["nmf", "vae_nmf", "vae_nmf_mu", INPUT_ROW]
+    assert ab.labels["vae_nmf_mu"] == "vae_nmf dictionary + mu activations"
+    assert ab.cells[("vae_nmf_mu", "-5", "SDR")].ours == pytest.approx(3.0)
     assert ab.cells[(INPUT_ROW, "10", "SDR")].ours == pytest.approx(1.0)
     assert ab.cells[(INPUT_ROW, "0", "PESQ")].ours == pytest.approx(1.6)
 
 
+def test_metrics_of_an_older_schema_are_refused_with_one_message(tmp_path, make_job, snr_summary):
+    import json
+
+    make_job(tmp_path, "0", "nmf", "pooled", 0, snr_summary(1.0))
+    old = make_job(tmp_path, "1", "vae_nmf", "pooled", 0, snr_summary(1.0))
+    data = json.loads((old / "metrics.json").read_text())
+    for key in ("schema", "paper_column", "components"):
+        data.pop(key)
+    data.update(method="vae_nmf", separator="dnn")  # what version 1 wrote
+    (old / "metrics.json").write_text(json.dumps(data))
+    with pytest.warns(ReportWarning, match="has schema 1, this vaenmf reads schema 2"):
+        jobs = load_jobs([tmp_path])
+    assert next(j for j in jobs if j.path == old).status == "failed"
+    cell = build_table(jobs, "table2").cells[("-5", "VAE-NMF", "sdr")]
+    assert cell.status == "failed" and "rerun the job" in render_markdown(build_table(jobs, "table2"))
+
+
 def test_duplicates_prefer_ok(tmp_path, make_job, snr_summary):
-    make_job(tmp_path / "a", "0", "nmf", "mu", "pooled", 0, snr_summary(1.0))
-    make_job(tmp_path / "b", "0", "nmf", "mu", "pooled", 0, status="failed")
-    with pytest.warns(ReportWarning, match="2 jobs for nmf/mu/pooled/seed 0"):
+    make_job(tmp_path / "a", "0", "nmf", "pooled", 0, snr_summary(1.0))
+    make_job(tmp_path / "b", "0", "nmf", "pooled", 0, status="failed")
+    with pytest.warns(ReportWarning, match="2 jobs for nmf/pooled/seed 0"):
         table = build_table(load_jobs([tmp_path / "a", tmp_path / "b"]), "table2")
     assert table.cells[("-5", "NMF", "sdr")].status == "ok"
 
@@ -208,6 +210,7 @@ def test_write_report_files(full_sweep, tmp_path):
     inp = next(r for r in ablation if r["method"] == "input" and r["snr"] == "-5" and r["metric"] == "sdr")
     assert float(inp["ours"]) == pytest.approx(0.0)  # (-1 factory, +1 babble) / 2
     assert "input (unprocessed mixture)" in (out / "ablation.md").read_text()
+    assert "nmf (nmf dictionary + mu activations)" in (out / "ablation.md").read_text()
 
 
 def test_write_report_explicit_table_and_errors(full_sweep, tmp_path):

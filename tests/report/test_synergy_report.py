@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vaenmf.report.cli import main as report_main
+from vaenmf.report.jobs import ReportWarning, load_jobs
 from vaenmf.report.synergy import method_rows, render_markdown, render_vaf_csv, write_synergy_report
-from vaenmf.report.tables import ReportWarning, load_jobs
 
 N_MUSCLES = 3
 
@@ -35,6 +35,7 @@ def _write_synergy_job(
         }
         rows.append({"subject": subject, "movement": movement, "vaf": vaf, "synergy_recovery": 0.9})
     data = {
+        "schema": 2,
         "task": "synergy",
         "method": method,
         "seed": 0,
@@ -121,21 +122,20 @@ def test_cli_reports_a_synergy_only_sweep(tmp_path, capsys):
 
 
 def test_synergy_jobs_do_not_shadow_speech_jobs(tmp_path, make_job, snr_summary, recwarn):
-    """A Figure 2 job of method nmf sits in the same sweep folder as the Table 1 job nmf/mu/factory."""
-    make_job(tmp_path, "speech", "nmf", "mu", "factory", 0, snr_summary(3.0))
-    make_job(tmp_path, "speech_babble", "nmf", "mu", "babble", 0, snr_summary(3.0))
+    """A Figure 2 job of method nmf sits in the same sweep folder as the Table 1 job nmf/factory."""
+    make_job(tmp_path, "speech", "nmf", "factory", 0, snr_summary(3.0))
+    make_job(tmp_path, "speech_babble", "nmf", "babble", 0, snr_summary(3.0))
     synergy = _write_synergy_job(tmp_path, "synergy", "nmf", [0.95, 0.96, 0.97])
-    # Its saved config carries the speech defaults it does not use (noise, separator).
     (synergy / "config.yaml").write_text(
-        "task: synergy\nnoise: factory\nseed: 0\nmodel:\n  name: nmf\nseparator:\n  name: mu\n"
+        "task: synergy\nseed: 0\nmethod:\n  name: nmf\n  paper_column: NMF\n"
     )
     jobs = load_jobs([tmp_path])
     job = next(j for j in jobs if j.task == "synergy")
-    assert job.noise is None and job.separator is None
-    from vaenmf.report.tables import write_speech_report
+    assert job.noise is None
+    from vaenmf.report.speech import write_speech_report
 
     write_speech_report(jobs, tmp_path / "out", tables=["table1"])
-    assert not [w for w in recwarn if "jobs for nmf/mu/factory" in str(w.message)]
+    assert not [w for w in recwarn if "jobs for nmf" in str(w.message)]
     row = next(
         line for line in (tmp_path / "out" / "table1.md").read_text().splitlines() if line.startswith("| -5")
     )

@@ -26,7 +26,7 @@ def _compose(tmp_path: Path, *overrides: str):
         return compose(
             "train",
             overrides=[
-                "model=dnmf",
+                "method=dnmf",
                 "logger=none",
                 "trainer.enable_progress_bar=false",
                 f"paths.output_root={tmp_path}",
@@ -75,17 +75,12 @@ def _bases(mixtures: list[_Mix], rank: int = 6) -> tuple[torch.Tensor, torch.Ten
     return W_s, W_n
 
 
-def test_activation_settings_follow_the_mu_separator(tmp_path):
-    cfg = _compose(tmp_path, "separator.n_iter=37", "separator.l1=0.5")
-    d = cfg.model.discriminative
-    assert (d.n_iter, d.l1, d.activation_beta) == (37, 0.5, 1.0)
-    assert cfg.model.system._target_ == "vaenmf.systems.NMFSystem"
-    assert cfg.model.discriminative.system._target_ == "vaenmf.systems.dnmf.DNMFSystem"
-    # The DNN separator has no such keys: the model's own defaults apply, and the config still resolves.
-    dnn = _compose(tmp_path, "separator=dnn", "model.beta=2")
-    assert dnn.separator.name == "dnn"
-    assert (dnn.model.discriminative.n_iter, dnn.model.discriminative.activation_beta) == (100, 2.0)
-    OmegaConf.to_container(dnn, resolve=False)
+def test_activation_settings_follow_the_mu_activations(tmp_path):
+    cfg = _compose(tmp_path, "activations.mu_iterations=37", "activations.l1=0.5", "activations.beta=2")
+    r = cfg.reconstruction
+    assert (r.activation_mu_iterations, r.activation_l1, r.activation_beta) == (37, 0.5, 2.0)
+    assert cfg.dictionary.system._target_ == "vaenmf.systems.NMFSystem"
+    assert cfg.reconstruction.system._target_ == "vaenmf.systems.dnmf.DNMFSystem"
 
 
 def test_training_matrices_are_the_test_time_activations():
@@ -104,11 +99,11 @@ def test_trained_bases_beat_the_analysis_bases_and_resume(tmp_path):
     mixtures = _signals(3)
     W_s, W_n = _bases(mixtures)
     datamodule = _DataModule(mixtures)
-    overrides = ["model.checkpoint_every=1", "model.discriminative.n_iter=30"]
+    overrides = ["reconstruction.checkpoint_every=1", "activations.mu_iterations=30"]
 
-    straight_cfg = _compose(tmp_path, *overrides, "model.discriminative.max_epochs=20")
+    straight_cfg = _compose(tmp_path, *overrides, "reconstruction.mu_iterations=20")
     Wb_s, Wb_n = train_reconstruction_bases(
-        straight_cfg.model, JobContext(straight_cfg, tmp_path / "straight"), W_s, W_n, datamodule, 0
+        straight_cfg.reconstruction, JobContext(straight_cfg, tmp_path / "straight"), W_s, W_n, datamodule, 0
     )
     assert Wb_s.shape == W_s.shape and Wb_n.shape == W_n.shape
     assert Wb_s.dtype == torch.float32 and Wb_s.device.type == "cpu"
@@ -122,11 +117,13 @@ def test_trained_bases_beat_the_analysis_bases_and_resume(tmp_path):
 
     # A job killed after 8 updates and run again continues from its last.ckpt to the same bases.
     job_dir = tmp_path / "killed"
-    short = _compose(tmp_path, *overrides, "model.discriminative.max_epochs=8")
-    partial = train_reconstruction_bases(short.model, JobContext(short, job_dir), W_s, W_n, datamodule, 0)
+    short = _compose(tmp_path, *overrides, "reconstruction.mu_iterations=8")
+    partial = train_reconstruction_bases(
+        short.reconstruction, JobContext(short, job_dir), W_s, W_n, datamodule, 0
+    )
     assert not torch.allclose(partial[0], Wb_s)
     resumed = train_reconstruction_bases(
-        straight_cfg.model, JobContext(straight_cfg, job_dir), W_s, W_n, datamodule, 0
+        straight_cfg.reconstruction, JobContext(straight_cfg, job_dir), W_s, W_n, datamodule, 0
     )
     torch.testing.assert_close(resumed[0], Wb_s)
     torch.testing.assert_close(resumed[1], Wb_n)
@@ -139,33 +136,30 @@ def test_bad_configuration_and_data_give_one_clear_error(tmp_path):
     cfg = _compose(tmp_path)
     job = JobContext(cfg, tmp_path / "job")
 
-    nmf_cfg = _compose(tmp_path, "model=nmf")
-    with pytest.raises(ConfigError, match="needs a model.discriminative node"):
-        train_reconstruction_bases(nmf_cfg.model, job, W_s, W_n, dm, 0)
     for override, message in (
-        ("model.discriminative.n_iter=0", "n_iter must be an integer >= 1"),
-        ("model.discriminative.max_epochs=-1", "max_epochs must be an integer >= 0"),
-        ("model.discriminative.l1=-1", "l1 must be a finite number >= 0"),
-        ("model.discriminative.activation_beta=kl", "beta must be a number"),
-        ("model.discriminative.system.beta=kl", "beta must be a number"),
+        ("reconstruction.activation_mu_iterations=0", "activation_mu_iterations must be an integer >= 1"),
+        ("reconstruction.mu_iterations=-1", "mu_iterations must be an integer >= 0"),
+        ("reconstruction.activation_l1=-1", "activation_l1 must be a finite number >= 0"),
+        ("reconstruction.activation_beta=kl", "beta must be a number"),
+        ("reconstruction.system.beta=kl", "beta must be a number"),
     ):
         bad = _compose(tmp_path, override)
         with pytest.raises(ConfigError, match=message):
-            train_reconstruction_bases(bad.model, job, W_s, W_n, dm, 0)
+            train_reconstruction_bases(bad.reconstruction, job, W_s, W_n, dm, 0)
     extra = _compose(tmp_path)
     OmegaConf.set_struct(extra, False)
-    extra.model.discriminative.n_itr = 3
+    extra.reconstruction.n_itr = 3
     with pytest.raises(ConfigError, match=r"unknown \['n_itr'\]"):
-        train_reconstruction_bases(extra.model, job, W_s, W_n, dm, 0)
+        train_reconstruction_bases(extra.reconstruction, job, W_s, W_n, dm, 0)
     with pytest.raises(DataError, match="training mixtures"):
-        train_reconstruction_bases(cfg.model, job, W_s, W_n, _DataModule([]), 0)
+        train_reconstruction_bases(cfg.reconstruction, job, W_s, W_n, _DataModule([]), 0)
     with pytest.raises(DataError, match="noise dictionary contains 1 NaN"):
         W_bad = W_n.clone()
         W_bad[0, 0] = float("nan")
-        train_reconstruction_bases(cfg.model, job, W_s, W_bad, dm, 0)
-    # max_epochs = 0: the reconstruction bases are the analysis bases (the NMF mask), no training stage.
-    zero = _compose(tmp_path, "model.discriminative.max_epochs=0")
-    Wb_s, Wb_n = train_reconstruction_bases(zero.model, job, W_s, W_n, dm, 0)
+        train_reconstruction_bases(cfg.reconstruction, job, W_s, W_bad, dm, 0)
+    # mu_iterations = 0: the reconstruction bases are the analysis bases (the NMF mask), no training stage.
+    zero = _compose(tmp_path, "reconstruction.mu_iterations=0")
+    Wb_s, Wb_n = train_reconstruction_bases(zero.reconstruction, job, W_s, W_n, dm, 0)
     torch.testing.assert_close(Wb_s, W_s)
     torch.testing.assert_close(Wb_n, W_n)
 
@@ -175,7 +169,7 @@ def test_dnmf_column_end_to_end(tmp_path, train_cli):
     result = train_cli(
         [
             "experiment=smoke",
-            "model=dnmf",
+            "method=dnmf",
             f"paths.output_root={tmp_path}",
             f"hydra.run.dir={out}",
             "cache_dictionaries=false",
@@ -184,7 +178,7 @@ def test_dnmf_column_end_to_end(tmp_path, train_cli):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("dnmf", "mu", "ok")
+    assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("dnmf", "DNMF", "ok")
     # Measured: SDR 3.8 dB against -4.9 dB unprocessed at -5 dB.
     assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
     assert (out / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
@@ -193,29 +187,3 @@ def test_dnmf_column_end_to_end(tmp_path, train_cli):
             float(r["dnmf_recon/objective"]) for r in csv.DictReader(fh) if r["dnmf_recon/objective"]
         ]
     assert len(objective) >= 2 and objective[-1] < objective[0]
-
-
-def test_dnmf_with_the_dnn_separator_runs(tmp_path, train_cli):
-    out = tmp_path / "job"
-    result = train_cli(
-        [
-            "experiment=smoke",
-            "model=dnmf",
-            "separator=dnn",
-            f"paths.output_root={tmp_path}",
-            f"hydra.run.dir={out}",
-            "logger=none",
-            "model.max_iter=10",
-            "model.discriminative.max_epochs=10",
-            "separator.max_epochs=3",
-            "data.n_test_utterances=1",
-            "data.test_snrs=[-5]",
-        ],
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("dnmf", "dnn", "ok")
-    assert (out / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
-    assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
-    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"]

@@ -48,16 +48,16 @@ def _mixtures(n=6, length=6000, seed=0):
 
 
 def _separator_cfg(**overrides):
-    cfg = OmegaConf.load(REPO_ROOT / "conf" / "separator" / "drnn.yaml")
+    cfg = OmegaConf.load(REPO_ROOT / "conf" / "network" / "drnn.yaml")
     small = {
-        "max_epochs": 15,
+        "epochs": 15,
         "batch_size": 4,
         "sequence_length": 16,
         "val_fraction": 0.2,
         "system": {"hidden": 32, "optimizer": {"lr": 3e-3}},
     }
-    # Under a root node, as Hydra composes it, so that ${separator.max_epochs} resolves.
-    return OmegaConf.create({"separator": OmegaConf.merge(cfg, small, overrides)}).separator
+    # Under a root node, as Hydra composes it, so that ${network.epochs} resolves.
+    return OmegaConf.create({"network": OmegaConf.merge(cfg, small, overrides)}).network
 
 
 def _job(tmp_path) -> JobContext:
@@ -144,18 +144,19 @@ def test_drnn_column_end_to_end(tmp_path, train_cli):
     result = train_cli(
         [
             "experiment=smoke",
-            "model=drnn",
+            "method=drnn",
             "torch_threads=1",
             f"paths.output_root={tmp_path}",
             f"hydra.run.dir={out}",
-            "separator.max_epochs=40",
+            "max_stage_epochs=40",
             "data.test_snrs=[-5]",
         ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("drnn", "drnn", "ok")
+    assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("drnn", "DNN", "ok")
+    assert metrics["components"] == {"network": "drnn"} and "dictionary" not in metrics["config"]
     summary = metrics["summary"]["-5"]
     # Measured with these settings: SDR 2.3 dB from an input of -4.85 dB.
     assert summary["sdr"] > summary["sdr_input"] + 1.0, summary
@@ -165,12 +166,3 @@ def test_drnn_column_end_to_end(tmp_path, train_cli):
     assert (out / "checkpoints" / "drnn" / "last.ckpt").is_file()
     header = (out / "csv" / "drnn" / "metrics.csv").read_text().splitlines()[0]
     assert "drnn/loss_epoch" in header
-
-
-def test_drnn_with_a_dictionary_separator_is_one_clear_error(tmp_path, train_cli):
-    result = train_cli(
-        ["model=drnn", "separator=mu", "logger=none", f"paths.output_root={tmp_path}"], tmp_path
-    )
-    assert result.returncode == 1
-    assert "cannot be combined" in result.stderr and "Traceback" not in result.stderr
-    assert len([line for line in result.stderr.splitlines() if "error" in line.lower()]) == 1

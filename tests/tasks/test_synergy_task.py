@@ -43,12 +43,15 @@ def test_summarise_means_over_movements():
 def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     out = tmp_path / "nmf"
     result = train_cli(
-        [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
+        [*SMALL, "method=nmf", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["task"] == "synergy" and metrics["method"] == "nmf"
-    assert metrics["rank"] == 4 and metrics["config"]["model"]["beta"] == 2.0
+    assert metrics["rank"] == 4 and metrics["config"]["dictionary"]["system"]["beta"] == 2.0
+    assert (
+        "noise" not in metrics and "noise" not in metrics["config"] and "activations" not in metrics["config"]
+    )
     assert {(r["subject"], r["movement"]) for r in metrics["rows"]} == {(1, 1), (1, 2)}
     summary = metrics["summary"]
     assert set(summary) == {"train/fixed_w", "test/fixed_w", "synergy_recovery"}
@@ -64,7 +67,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
 
     # A second attempt of the same job (a requeued SLURM job) reuses the finished movements.
     again = train_cli(
-        [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
+        [*SMALL, "method=nmf", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "done in a previous attempt" in again.stdout + again.stderr
@@ -74,7 +77,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     # A kill between the figure movement's two writes: that movement (only) is redone, and the figure drawn.
     (out / "figure_emg.npz").unlink()
     third = train_cli(
-        [*SMALL, "model=nmf_synergy", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
+        [*SMALL, "method=nmf", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert third.returncode == 0, third.stderr[-3000:]
     log = third.stdout + third.stderr
@@ -104,8 +107,8 @@ def test_fingerprint_follows_the_settings_that_change_results():
 
     base = fingerprint()
     assert fingerprint("synergy.figure_movement=3") == base  # what is drawn, not what is computed
-    assert fingerprint("synergy.activation_iters=100") != base
-    assert fingerprint("model.max_iter=10") != base
+    assert fingerprint("synergy.activation_mu_iterations=100") != base
+    assert fingerprint("dictionary.mu_iterations=10") != base
     assert fingerprint("seed=1") != base
 
 
@@ -119,7 +122,7 @@ def test_posterior_reconstructions_decode_with_the_unnormalised_dictionary():
     system = SimpleNamespace(model=model)
     X = torch.rand(6, 30) + 0.1
     W_fixed = torch.rand(6, 2)
-    settings = OmegaConf.create({"activation_beta": 2.0, "activation_iters": 50})
+    settings = OmegaConf.create({"activation_beta": 2.0, "activation_mu_iterations": 50})
     out = reconstructions(system, W_fixed, X, settings, torch.Generator().manual_seed(0))
     assert set(out) == {"fixed_w", "posterior_mean", "posterior_sample"}
     alpha, rate = model.encode(X.T)
@@ -137,7 +140,7 @@ def test_posterior_reconstructions_decode_with_the_unnormalised_dictionary():
 
 def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli):
     out = tmp_path / "vae"
-    args = [*SMALL, "data.movements=[1]", "model=vae_nmf_synergy", "model.max_iter=3", f"hydra.run.dir={out}",
+    args = [*SMALL, "data.movements=[1]", "method=vae_nmf", "dictionary.epochs=3", f"hydra.run.dir={out}",
             f"paths.output_root={tmp_path}"]  # fmt: skip
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -154,11 +157,11 @@ def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["model=nmf"], "rank 40"),
-        (["data=speech_demo"], "task=synergy needs an EMG data config"),
-        (["model=nmf_synergy", "data.movements=[99]"], "data.movements [99] are not in subject 1"),
-        (["model=nmf_synergy", "data=ninapro_db1", "paths.data_root=null"], "needs the corpus folder"),
-        (["model=nmf_synergy", "data=ninapro_db1", "data.root=/nonexistent/db1"], "does not exist"),
+        (["dictionary.rank=40"], "rank 40"),
+        (["data=speech_demo"], "Use data=emg_demo or data=ninapro_db1"),
+        (["method=nmf", "data.movements=[99]"], "data.movements [99] are not in subject 1"),
+        (["method=nmf", "data=ninapro_db1", "paths.data_root=null"], "needs the corpus folder"),
+        (["method=nmf", "data=ninapro_db1", "data.root=/nonexistent/db1"], "does not exist"),
     ],
 )
 def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cli):
@@ -176,7 +179,7 @@ def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cl
 def test_synergy_job_on_real_ninapro(tmp_path, shared_data, train_cli):
     out = tmp_path / "real"
     args = ["task=synergy", "data=ninapro_db1", f"data.root={shared_data / 'ninapro_db1'}", "data.subjects=[1]",
-            "data.movements=[3]", "model=nmf_synergy", "logger=csv", "torch_threads=1", f"hydra.run.dir={out}"]  # fmt: skip
+            "data.movements=[3]", "method=nmf", "logger=csv", "torch_threads=1", f"hydra.run.dir={out}"]  # fmt: skip
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -191,7 +194,7 @@ def test_vae_nmf_synergies_on_real_ninapro(tmp_path, shared_data, train_cli):
     """VAE-NMF on recorded EMG, 20 epochs: the encoder's reconstructions already explain most of it."""
     out = tmp_path / "real_vae"
     args = ["task=synergy", "data=ninapro_db1", f"data.root={shared_data / 'ninapro_db1'}", "data.subjects=[2]",
-            "data.movements=[5]", "model=vae_nmf_synergy", "model.max_iter=20", "logger=csv",
+            "data.movements=[5]", "method=vae_nmf", "dictionary.epochs=20", "logger=csv",
             f"hydra.run.dir={out}"]  # fmt: skip
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

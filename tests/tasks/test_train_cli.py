@@ -10,19 +10,28 @@ import pytest
 def test_help_lists_groups_and_examples(tmp_path, train_cli):
     result = train_cli(["--help"], tmp_path)
     assert result.returncode == 0, result.stderr
-    for word in ("vaenmf-train", "experiment: ", "smoke", "model: ", "logger: ", "csv, none, wandb"):
+    for word in (
+        "vaenmf-train",
+        "experiment: ",
+        "smoke",
+        "method: ",
+        "dnmf, drnn, nmf, nmf_dnn",
+        "task: ",
+        "logger: ",
+        "csv, none, wandb",
+    ):
         assert word in result.stdout
 
 
 def test_cfg_job_prints_composed_config(tmp_path, train_cli):
-    result = train_cli(["--cfg", "job", "model.rank=7", "noise=babble"], tmp_path)
+    result = train_cli(["--cfg", "job", "dictionary.rank=7", "noise=babble"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "rank: 7" in result.stdout
     assert "noise: babble" in result.stdout
 
 
 def test_unknown_config_key_is_one_clear_error(tmp_path, train_cli):
-    result = train_cli(["model.rnak=3"], tmp_path)
+    result = train_cli(["dictionary.rnak=3"], tmp_path)
     assert result.returncode != 0
     assert "rnak" in result.stderr
     assert "Traceback" not in result.stderr
@@ -54,6 +63,7 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path, train_cli):
     for key in ("task", "method", "noise", "seed", "git_commit", "config_hash", "summary", "rows"):
         assert key in metrics
     assert metrics["task"] == "speech" and metrics["method"] == "nmf" and metrics["noise"] == "factory"
+    assert metrics["paper_column"] == "NMF" and metrics["schema"] == 2
     assert {"data", "dictionaries", "separator", "enhance_and_score"} <= set(metrics["timings_s"])
     summary = metrics["summary"]
     assert set(summary) == {"-5", "0"}
@@ -78,7 +88,7 @@ def test_other_loggers(tmp_path, logger, train_cli):
         f"logger={logger}",
         f"paths.output_root={tmp_path}",
         f"hydra.run.dir={out}",
-        "model.max_iter=5",
+        "dictionary.mu_iterations=5",
         "data.n_test_utterances=1",
         "data.test_snrs=[0]",
     ]
@@ -101,18 +111,18 @@ def test_vae_nmf_column_end_to_end(tmp_path, train_cli):
     result = train_cli(
         [
             "experiment=smoke",
-            "model=vae_nmf",
+            "method=vae_nmf",
             f"paths.output_root={tmp_path}",
             f"hydra.run.dir={out}",
-            "model.max_iter=15",
-            "separator.max_epochs=15",
+            "max_stage_epochs=15",
             "data.test_snrs=[-5]",
         ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["method"], metrics["separator"], metrics["status"]) == ("vae_nmf", "dnn", "ok")
+    assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("vae_nmf", "VAE-NMF", "ok")
+    assert metrics["components"] == {"dictionary": "vae_nmf", "activations": "dnn"}
     assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
     assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
     header = (out / "csv" / "speech_dict" / "metrics.csv").read_text().splitlines()[0]
@@ -161,7 +171,7 @@ def test_only_rank_zero_scores_and_writes(tmp_path, train_cli):
     result = train_cli(
         [
             "experiment=smoke",
-            "model.max_iter=3",
+            "max_stage_epochs=3",
             f"paths.output_root={tmp_path}",
             f"hydra.run.dir={out}",
             "cache_dictionaries=false",
@@ -179,9 +189,8 @@ def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_p
     out = tmp_path / "vae"
     args = [
         "experiment=smoke",
-        "model=vae_nmf",
-        "model.max_iter=2",
-        "separator.max_epochs=2",
+        "method=vae_nmf",
+        "max_stage_epochs=2",
         "trainer=ddp_sim",
     ]
     result = train_cli([*args, f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path)
@@ -195,3 +204,38 @@ def test_ddp_on_cpu_trains_the_networks_and_refuses_multiplicative_updates(tmp_p
     assert result.returncode == 1
     assert "runs full-batch multiplicative updates on one device" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=nmf"], "model= is no longer a key: use method="),
+        (["separator=dnn"], "activations.<key>"),
+        (["task=synergy", "noise=babble"], "noise= is a key of task=speech"),
+    ],
+)
+def test_old_spellings_and_other_tasks_keys_are_one_clear_error(tmp_path, train_cli, args, message):
+    result = train_cli(args, tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.rglob("metrics.json"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["task=synergy", "method=dnmf"], "method=dnmf does not run in task=synergy"),
+        (["task=synergy", "method=drnn"], "task=synergy runs method=nmf, method=vae_nmf"),
+        (["task=synergy", "data=speech_demo"], "Use data=emg_demo or data=ninapro_db1"),
+        (["task=speech", "data=emg_demo"], "Use data=speech_demo or data=speech_timit"),
+    ],
+)
+def test_method_or_data_of_another_task_is_refused_before_any_work(tmp_path, train_cli, args, message):
+    out = tmp_path / "job"
+    result = train_cli(
+        [*args, f"hydra.run.dir={out}", f"paths.output_root={tmp_path}", "logger=none"], tmp_path
+    )
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and message in metrics["error"]
+    assert metrics["wall_time_s"] < 5 and not (out / "checkpoints").exists()

@@ -3,10 +3,10 @@
 Usage::
 
     vaenmf-report SWEEP_DIR [SWEEP_DIR ...] --out OUT_DIR [--tables table1,table2]
-                  [--expect nmf:mu,dnmf:mu,drnn:drnn,vae_nmf:dnn:factory,...]
+                  [--expect NMF,DNN,vae_nmf_mu,nmf_dnn:factory,...]
 
 Writes ``table1.{md,csv,tex}``, ``table2.{md,csv,tex}`` and ``ablation.{md,csv}`` (see
-:mod:`vaenmf.report.tables`) for speech jobs, ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
+:mod:`vaenmf.report.speech`) for speech jobs, ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
 ``fig2_vaf_summary.{png,pdf}`` (see :mod:`vaenmf.report.synergy`) for muscle-synergy jobs, and prints the path of
 every file written. Failed or missing jobs are shown in the
 tables, and problems with individual files are printed as warnings; a directory that does not exist or holds no
@@ -21,15 +21,10 @@ import warnings
 from collections.abc import Sequence
 
 from vaenmf.errors import VaenmfError
+from vaenmf.report.grid import TABLE_NOISES, parse_expect
+from vaenmf.report.jobs import ReportWarning, load_jobs
+from vaenmf.report.speech import speech_tables_present, write_speech_report
 from vaenmf.report.synergy import synergy_jobs, write_synergy_report
-from vaenmf.report.tables import (
-    TABLE_NOISES,
-    ReportWarning,
-    load_jobs,
-    parse_expect,
-    speech_tables_present,
-    write_speech_report,
-)
 
 PROG = "vaenmf-report"
 
@@ -54,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         "--expect",
         default=None,
         metavar="GRID",
-        help="comma-separated expected jobs METHOD:SEPARATOR[:NOISE] or paper columns (NMF, DNMF, DNN, VAE-NMF); "
-        "expected jobs without a result are marked missing. Default: the paper's four columns in every table",
+        help="comma-separated expected jobs KEY[:NOISE], KEY a paper column (NMF, DNMF, DNN, VAE-NMF) or a method "
+        "name (e.g. vae_nmf_mu); expected jobs without a result are marked missing. Default: the paper's four "
+        "columns in every table",
     )
     return parser
 

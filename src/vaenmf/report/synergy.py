@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from vaenmf.errors import DataError
-from vaenmf.report.tables import Job, ReportWarning, _write_atomic
+from vaenmf.report.jobs import Job, ReportWarning
+from vaenmf.report.speech import _write_atomic
 
 #: Methods of the figure, in drawing order, with their labels and colours.
 METHODS = {"nmf": ("NMF", "tab:blue"), "vae_nmf": ("VAE-NMF", "tab:red")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
@@ -13,6 +12,7 @@ from vaenmf.errors import ConfigError
 from vaenmf.nmf.divergence import EPS, check_beta
 from vaenmf.nmf.dnmf import dnmf_objective, dnmf_update_
 from vaenmf.nmf.validation import as_nonnegative_tensor
+from vaenmf.systems.multiplicative import MultiplicativeUpdateSystem
 
 #: Keys of a DNMF training batch.
 BATCH_KEYS = ("M", "S", "H")
@@ -37,7 +37,7 @@ def dnmf_dataloader(M: torch.Tensor, S: torch.Tensor, H: torch.Tensor) -> DataLo
     return DataLoader(WholeBatch({"M": M, "S": S, "H": H}), batch_size=None)
 
 
-class DNMFSystem(pl.LightningModule):
+class DNMFSystem(MultiplicativeUpdateSystem):
     """Trains the DNMF reconstruction bases ``Wb^s``, ``Wb^n``; one training step is one update of both.
 
     Every batch is the whole training set as a dict ``{"M": mixture magnitudes, "S": clean speech magnitudes,
@@ -82,19 +82,8 @@ class DNMFSystem(pl.LightningModule):
             )
         # The bases themselves are buffers (checkpointed), not hyperparameters.
         self.save_hyperparameters(ignore=["W_speech", "W_noise"])
-        self.automatic_optimization = False
         self.register_buffer("Wb_speech", W_speech.clone())
         self.register_buffer("Wb_noise", W_noise.clone())
-
-    def configure_optimizers(self) -> None:
-        return None
-
-    def on_fit_start(self) -> None:
-        if self.trainer.world_size > 1:
-            raise ConfigError(
-                "DNMF reconstruction bases are trained on one device; run them with trainer=cpu or trainer=gpu "
-                f"(world_size is {self.trainer.world_size})"
-            )
 
     def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if not isinstance(batch, dict) or set(batch) != set(BATCH_KEYS):
@@ -122,6 +111,7 @@ class DNMFSystem(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         M, S, H_s, H_n = self._unpack(batch)
         dnmf_update_(S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, self.hparams.beta, self.hparams.eps)
+        self.count_step()
         epoch = self.current_epoch
         last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
         if self.hparams.eval_every and (epoch % self.hparams.eval_every == 0 or last):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 
 from vaenmf.errors import ConfigError
@@ -10,9 +9,10 @@ from vaenmf.nmf.divergence import EPS, beta_divergence, check_beta
 from vaenmf.nmf.fit import init_factors, normalize_dictionary
 from vaenmf.nmf.updates import nmf_iteration_
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.systems.multiplicative import MultiplicativeUpdateSystem
 
 
-class NMFSystem(pl.LightningModule):
+class NMFSystem(MultiplicativeUpdateSystem):
     """Fits ``X ~ W H`` by multiplicative updates; one training step is ``updates_per_step`` iterations.
 
     The data module must yield the whole ``(m, n)`` matrix as each batch (``MatrixDataModule(batch_size=None)``),
@@ -58,20 +58,9 @@ class NMFSystem(pl.LightningModule):
         if updates_per_step < 1:
             raise ConfigError(f"updates_per_step must be >= 1, got {updates_per_step}")
         self.save_hyperparameters()
-        self.automatic_optimization = False
         self.register_buffer("W", torch.zeros(n_features, rank))
         self.register_buffer("H", torch.zeros(rank, n_frames))
         self.register_buffer("initialised", torch.tensor(False))
-
-    def configure_optimizers(self) -> None:
-        return None
-
-    def on_fit_start(self) -> None:
-        if self.trainer.world_size > 1:
-            raise ConfigError(
-                "NMF dictionaries are fitted on one device; run them with trainer=cpu or trainer=gpu "
-                f"(world_size is {self.trainer.world_size})"
-            )
 
     def _initialise(self, X: torch.Tensor) -> None:
         W, H = init_factors(X, self.hparams.rank, seed=self.hparams.seed)
@@ -92,6 +81,7 @@ class NMFSystem(pl.LightningModule):
             self._initialise(X)
         for _ in range(self.hparams.updates_per_step):
             nmf_iteration_(X, self.W, self.H, beta=self.hparams.beta, l1=self.hparams.l1, eps=EPS)
+        self.count_step()
         epoch = self.current_epoch
         last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
         if self.hparams.eval_every and (epoch % self.hparams.eval_every == 0 or last):

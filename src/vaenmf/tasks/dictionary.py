@@ -18,24 +18,27 @@ from pytorch_lightning.utilities import rank_zero_only
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.systems.progress import EpochProgressBar
-from vaenmf.tasks.runtime import JobContext, source_hash
+from vaenmf.tasks.runtime import JobContext, source_hash, training_length
 
 log = logging.getLogger(__name__)
 
 
-#: The keys of the ``model`` node that determine a fitted dictionary (``system`` holds beta, L1, likelihood, ...).
-DICTIONARY_FIT_KEYS = ("rank", "max_iter", "batch_size", "system")
+#: Keys of the ``dictionary`` node that do not change the fitted dictionary.
+NON_FIT_KEYS = ("checkpoint_every",)
 
 
-def dictionary_key(X: torch.Tensor, model_cfg: DictConfig, seed: int) -> str:
-    """Hash of everything that determines a fitted dictionary: the data, the fit settings, the seed, the code."""
+def dictionary_key(X: torch.Tensor, dictionary_cfg: DictConfig, seed: int) -> str:
+    """Hash of everything that determines a fitted dictionary: the data, the fit settings, the seed, the code.
+
+    The settings are the whole ``dictionary`` node but its checkpoint period, so DNMF's analysis bases share
+    the entry of the identical NMF fit (``method=dnmf`` composes the same ``dictionary=nmf``).
+    """
     digest = hashlib.sha256()
     digest.update(X.detach().cpu().contiguous().numpy().tobytes())
     digest.update(str(tuple(X.shape)).encode())
-    model = OmegaConf.to_container(model_cfg, resolve=True)
-    # Only what the fit reads: DNMF's analysis bases then share the entry of the identical NMF fit (its name
-    # and its `discriminative` node do not change them).
-    fit = {key: model[key] for key in DICTIONARY_FIT_KEYS if key in model}
+    settings = OmegaConf.to_container(dictionary_cfg, resolve=True)
+    assert isinstance(settings, dict)
+    fit = {key: value for key, value in settings.items() if key not in NON_FIT_KEYS}
     digest.update(json.dumps(fit, sort_keys=True, default=str).encode())
     digest.update(f"seed={seed}".encode())
     digest.update(source_hash().encode())
@@ -81,7 +84,7 @@ def fit_dictionary_stage(
     job: JobContext,
     stage: str,
     X: torch.Tensor,
-    model_cfg: DictConfig,
+    dictionary_cfg: DictConfig,
     seed: int,
     cache: DictionaryCache | None,
 ) -> torch.Tensor:
@@ -91,7 +94,8 @@ def fit_dictionary_stage(
         job: The job's context (loggers, callbacks, trainer settings).
         stage: Name of this stage, e.g. ``"speech_dict"``; prefixes logged metrics and names the checkpoint folder.
         X: Nonnegative training frames.
-        model_cfg: The ``model`` config group (``system`` node, ``max_iter``, ``batch_size``, ``rank``).
+        dictionary_cfg: The ``dictionary`` config group (``rank``, ``mu_iterations`` or ``epochs``,
+            ``batch_size`` for mini-batch learners, the ``system`` node).
         seed: Seed of the fit.
         cache: Where fitted dictionaries are kept, or None to always fit.
 
@@ -99,14 +103,14 @@ def fit_dictionary_stage(
         X: ``(m, n)``; returns ``(m, r)`` on the CPU.
     """
     X = as_nonnegative_tensor(X, f"{stage} training frames", dtype=torch.float32)
-    check_rank(int(model_cfg.rank), tuple(X.shape), name=f"{stage} training frames")
-    key = dictionary_key(X, model_cfg, seed) if cache is not None else None
+    check_rank(dictionary_cfg.rank, tuple(X.shape), name=f"{stage} training frames")
+    key = dictionary_key(X, dictionary_cfg, seed) if cache is not None else None
     if cache is not None and key is not None:
         W = cache.load(key)
         if W is not None:
             log.info("%s: reusing cached dictionary %s", stage, cache.path(key))
             return W
-    system = train_dictionary_system(job, stage, X, model_cfg, seed)
+    system = train_dictionary_system(job, stage, X, dictionary_cfg, seed)
     W = system.dictionary()
     if cache is not None and key is not None and rank_zero_only.rank == 0:
         cache.save(key, W)
@@ -114,7 +118,7 @@ def fit_dictionary_stage(
 
 
 def train_dictionary_system(
-    job: JobContext, stage: str, X: torch.Tensor, model_cfg: DictConfig, seed: int
+    job: JobContext, stage: str, X: torch.Tensor, dictionary_cfg: DictConfig, seed: int
 ) -> pl.LightningModule:
     """Instantiate the configured dictionary system and fit it to ``X`` under this stage's Trainer.
 
@@ -124,19 +128,37 @@ def train_dictionary_system(
     Shape:
         X: ``(m, n)`` nonnegative, already validated.
     """
-    system = instantiate(model_cfg.system, n_features=X.shape[0], n_frames=X.shape[1], log_prefix=f"{stage}/")
-    datamodule = MatrixDataModule(X, batch_size=model_cfg.get("batch_size"), seed=seed)
-    full_batch = model_cfg.get("batch_size") is None
+    system = instantiate(
+        dictionary_cfg.system,
+        n_features=X.shape[0],
+        n_frames=X.shape[1],
+        rank=int(dictionary_cfg.rank),
+        seed=int(seed),
+        log_prefix=f"{stage}/",
+        # Plain lists and dicts in the hyperparameters: a checkpoint must load under weights_only=True.
+        _convert_="all",
+    )
+    batch_size = dictionary_cfg.get("batch_size")
+    datamodule = MatrixDataModule(X, batch_size=batch_size, seed=seed)
+    full_batch = batch_size is None
     # Full-batch fits have one step per epoch: one bar over epochs instead of one bar per epoch.
     extra = (
         [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
     )
     trainable = any(p.requires_grad for p in system.parameters())
     trainer = job.trainer(
-        stage, max_epochs=int(model_cfg.max_iter), extra_callbacks=extra, single_device=not trainable
+        stage,
+        max_epochs=training_length(dictionary_cfg, "dictionary"),
+        checkpoint_every=dictionary_cfg.get("checkpoint_every"),
+        extra_callbacks=extra,
+        single_device=not trainable,
     )
     log.info(
-        "%s: fitting a rank-%d %s dictionary on %d frames", stage, model_cfg.rank, model_cfg.name, X.shape[1]
+        "%s: fitting a rank-%d %s dictionary on %d frames",
+        stage,
+        dictionary_cfg.rank,
+        dictionary_cfg.name,
+        X.shape[1],
     )
     with job.cpu_threads_for(minibatch=not full_batch):
         trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))

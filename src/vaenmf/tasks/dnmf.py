@@ -24,8 +24,16 @@ from vaenmf.tasks.runtime import JobContext, single_threaded
 log = logging.getLogger(__name__)
 
 STAGE = "dnmf_recon"
-#: Keys of the ``model.discriminative`` node.
-DISCRIMINATIVE_KEYS = ("activation_beta", "n_iter", "l1", "max_epochs", "system")
+#: Keys of the ``reconstruction`` node (``conf/reconstruction/dnmf.yaml``).
+RECONSTRUCTION_KEYS = (
+    "name",
+    "activation_beta",
+    "activation_mu_iterations",
+    "activation_l1",
+    "mu_iterations",
+    "checkpoint_every",
+    "system",
+)
 
 
 def dnmf_training_matrices(
@@ -72,39 +80,34 @@ def dnmf_training_matrices(
     return torch.cat(mags, dim=1), torch.cat(speech_mags, dim=1), torch.cat(activations, dim=1)
 
 
-def check_discriminative_config(model_cfg: DictConfig) -> tuple[DictConfig, float, int, float, int]:
-    """Validate ``model.discriminative``; returns it with its activation beta, n_iter, L1 and epochs."""
-    dcfg = model_cfg.get("discriminative")
-    if dcfg is None:
-        raise ConfigError(
-            f"model={model_cfg.get('name')} needs a model.discriminative node with keys {list(DISCRIMINATIVE_KEYS)} "
-            "(see conf/model/dnmf.yaml)"
-        )
-    missing = [key for key in DISCRIMINATIVE_KEYS if key not in dcfg]
-    unknown = sorted(set(dcfg.keys()) - set(DISCRIMINATIVE_KEYS))
+def check_reconstruction_config(rcfg: DictConfig) -> tuple[float, int, float, int]:
+    """Validate the ``reconstruction`` node; returns its activation beta, MU iterations and L1, and the number
+    of updates of the reconstruction bases."""
+    missing = [key for key in RECONSTRUCTION_KEYS if key not in rcfg]
+    unknown = sorted(set(rcfg.keys()) - set(RECONSTRUCTION_KEYS))
     if missing or unknown:
         raise ConfigError(
-            f"model.discriminative must have exactly the keys {list(DISCRIMINATIVE_KEYS)}; "
+            f"reconstruction must have exactly the keys {list(RECONSTRUCTION_KEYS)}; "
             f"missing {missing}, unknown {unknown}"
         )
-    beta = check_beta(dcfg.activation_beta)
-    n_iter, max_epochs, l1 = dcfg.n_iter, dcfg.max_epochs, dcfg.l1
+    beta = check_beta(rcfg.activation_beta)
+    n_iter, updates, l1 = rcfg.activation_mu_iterations, rcfg.mu_iterations, rcfg.activation_l1
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ConfigError(f"model.discriminative.n_iter must be an integer >= 1, got {n_iter!r}")
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
+        raise ConfigError(f"reconstruction.activation_mu_iterations must be an integer >= 1, got {n_iter!r}")
+    if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
         raise ConfigError(
-            f"model.discriminative.max_epochs must be an integer >= 0 (0: reconstruction bases = analysis "
-            f"bases), got {max_epochs!r}"
+            f"reconstruction.mu_iterations must be an integer >= 0 (0: reconstruction bases = analysis "
+            f"bases), got {updates!r}"
         )
     if isinstance(l1, bool) or not isinstance(l1, (int, float)) or not 0 <= float(l1) < float("inf"):
-        raise ConfigError(f"model.discriminative.l1 must be a finite number >= 0, got {l1!r}")
-    if "_target_" not in dcfg.system:
-        raise ConfigError("model.discriminative.system must name its class in _target_")
-    return dcfg, beta, n_iter, float(l1), max_epochs
+        raise ConfigError(f"reconstruction.activation_l1 must be a finite number >= 0, got {l1!r}")
+    if "_target_" not in rcfg.system:
+        raise ConfigError("reconstruction.system must name its class in _target_")
+    return beta, n_iter, float(l1), updates
 
 
 def train_reconstruction_bases(
-    model_cfg: DictConfig,
+    rcfg: DictConfig,
     job: JobContext,
     W_speech: torch.Tensor,
     W_noise: torch.Tensor,
@@ -114,12 +117,12 @@ def train_reconstruction_bases(
     """DNMF reconstruction bases ``(Wb^s, Wb^n)`` trained on the data module's training mixtures.
 
     Activations of every training mixture are computed once with ``[W^s W^n]`` fixed; then the system of
-    ``model.discriminative.system`` (:class:`~vaenmf.systems.dnmf.DNMFSystem`) runs ``max_epochs`` full-batch
+    ``reconstruction.system`` (:class:`~vaenmf.systems.dnmf.DNMFSystem`) runs ``mu_iterations`` full-batch
     multiplicative updates of the reconstruction bases under the job's Trainer (stage ``dnmf_recon``: its own
     logs and checkpoints, resumed from ``last.ckpt`` when a previous attempt left one).
 
     Args:
-        model_cfg: The ``model`` config group with its ``discriminative`` node.
+        rcfg: The ``reconstruction`` config group (``conf/reconstruction/dnmf.yaml``).
         job: The job's context.
         W_speech, W_noise: The analysis bases (the NMF dictionaries).
         datamodule: Provides ``training_mixtures()``.
@@ -129,31 +132,39 @@ def train_reconstruction_bases(
         ``(Wb_speech, Wb_noise)``, float32 on the CPU, the shapes of ``W_speech`` and ``W_noise``.
 
     Raises:
-        ConfigError: A missing, unknown or invalid ``model.discriminative`` key.
+        ConfigError: A missing, unknown or invalid ``reconstruction`` key.
         DataError: No training mixtures, or bases that are not finite and nonnegative.
 
     Shape:
         W_speech ``(m, r_s)``, W_noise ``(m, r_n)``; outputs the same.
     """
-    dcfg, beta, n_iter, l1, max_epochs = check_discriminative_config(model_cfg)
+    beta, n_iter, l1, max_epochs = check_reconstruction_config(rcfg)
     W_speech = as_nonnegative_tensor(W_speech, "speech dictionary", dtype=torch.float32).cpu()
     W_noise = as_nonnegative_tensor(W_noise, "noise dictionary", dtype=torch.float32).cpu()
     if max_epochs == 0:
-        log.info("%s: max_epochs = 0, reconstruction bases = analysis bases", STAGE)
+        log.info("%s: mu_iterations = 0, reconstruction bases = analysis bases", STAGE)
         return W_speech.clone(), W_noise.clone()
     try:
-        system = instantiate(dcfg.system, W_speech=W_speech, W_noise=W_noise, log_prefix=f"{STAGE}/")
+        system = instantiate(
+            rcfg.system, W_speech=W_speech, W_noise=W_noise, log_prefix=f"{STAGE}/", _convert_="all"
+        )
     except InstantiationException as err:
         # Hydra wraps the system's own ConfigError in a long message with the call chain; show the error alone.
         if isinstance(err.__cause__, VaenmfError):
             raise err.__cause__ from None
-        raise ConfigError(f"model.discriminative.system could not be built: {err}") from None
+        raise ConfigError(f"reconstruction.system could not be built: {err}") from None
     mixtures = datamodule.training_mixtures()
     M, S, H = dnmf_training_matrices(mixtures, W_speech, W_noise, beta=beta, n_iter=n_iter, l1=l1)
     r_s = W_speech.shape[1]
     objective_before = _objective(system, M, S, H, r_s)
     extra = [EpochProgressBar(STAGE)] if job.cfg.trainer.get("enable_progress_bar", True) else []
-    trainer = job.trainer(STAGE, max_epochs=max_epochs, extra_callbacks=extra, single_device=True)
+    trainer = job.trainer(
+        STAGE,
+        max_epochs=max_epochs,
+        checkpoint_every=rcfg.get("checkpoint_every"),
+        extra_callbacks=extra,
+        single_device=True,
+    )
     log.info(
         "%s: %d updates of the reconstruction bases on %d frames of %d training mixtures",
         STAGE,

@@ -23,8 +23,8 @@ from vaenmf.models.drnn import DRNN
 log = logging.getLogger(__name__)
 
 STAGE = "drnn"
-#: Keys of ``separator=drnn`` read here (``system`` is instantiated as a whole).
-REQUIRED_KEYS = ("sequence_length", "max_epochs", "batch_size", "val_fraction", "system")
+#: Keys of ``network=drnn`` read here (``system`` is instantiated as a whole).
+REQUIRED_KEYS = ("sequence_length", "epochs", "batch_size", "val_fraction", "system")
 
 
 def drnn_training_sequences(
@@ -97,12 +97,12 @@ class DRNNSeparator:
 def _checked_settings(cfg: DictConfig) -> tuple[int, int, int, float]:
     missing = [key for key in REQUIRED_KEYS if key not in cfg]
     if missing:
-        raise ConfigError(f"separator=drnn needs the keys {missing} (see conf/separator/drnn.yaml)")
+        raise ConfigError(f"network=drnn needs the keys {missing} (see conf/network/drnn.yaml)")
     settings = []
-    for key, low in (("sequence_length", 1), ("max_epochs", 0), ("batch_size", 1)):
+    for key, low in (("sequence_length", 1), ("epochs", 0), ("batch_size", 1)):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"separator.{key} must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"network.{key} must be an integer >= {low}, got {value!r}")
         settings.append(int(value))
     val_fraction = cfg.val_fraction
     if (
@@ -110,24 +110,24 @@ def _checked_settings(cfg: DictConfig) -> tuple[int, int, int, float]:
         or not isinstance(val_fraction, (int, float))
         or not 0 <= val_fraction < 1
     ):
-        raise ConfigError(f"separator.val_fraction must be in [0, 1), got {val_fraction!r}")
+        raise ConfigError(f"network.val_fraction must be in [0, 1), got {val_fraction!r}")
     gamma = cfg.system.get("gamma", 0.05)
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < 1:
         # gamma >= 1 rewards moving away from the other source as much as approaching one's own: unbounded below
         # for unmasked outputs, and no longer a separation objective.
-        raise ConfigError(f"separator.system.gamma must be in [0, 1), got {gamma!r}")
+        raise ConfigError(f"network.system.gamma must be in [0, 1), got {gamma!r}")
     return settings[0], settings[1], settings[2], float(val_fraction)
 
 
 def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) -> DRNNSeparator:
-    """Train the ``separator=drnn`` network on the data module's training mixtures and wrap it.
+    """Train the ``network=drnn`` network on the data module's training mixtures and wrap it.
 
     The last ``val_fraction`` of the training mixtures (whole utterances) are held out to log a validation
     loss; the rest are cut into ``sequence_length``-frame sequences and shuffled into batches of
     ``batch_size`` sequences.
 
     Args:
-        cfg: The ``separator`` config node (``conf/separator/drnn.yaml``).
+        cfg: The ``network`` config node (``conf/network/drnn.yaml``).
         job: The job's :class:`~vaenmf.tasks.runtime.JobContext` (trainer, checkpoints, threads).
         datamodule: A set-up speech data module (``training_mixtures()``).
         seed: Seed of the batch shuffling.
@@ -143,7 +143,7 @@ def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) 
     n_val = int(round(len(mixtures) * val_fraction))
     if n_val >= len(mixtures):
         raise ConfigError(
-            f"separator.val_fraction={val_fraction} holds out all {len(mixtures)} training mixtures; lower it"
+            f"network.val_fraction={val_fraction} holds out all {len(mixtures)} training mixtures; lower it"
         )
     train_set = drnn_training_sequences(mixtures[: len(mixtures) - n_val], sequence_length)
     val_set = drnn_training_sequences(mixtures[len(mixtures) - n_val :], sequence_length) if n_val else None
@@ -155,12 +155,14 @@ def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) 
         len(mixtures),
     )
     data = TensorDataModule(train_set, val_set, batch_size, seed)
-    system = instantiate(cfg.system, n_features=int(train_set[0].shape[-1]))
+    system = instantiate(cfg.system, n_features=int(train_set[0].shape[-1]), _convert_="all")
     overrides: dict[str, Any] = {"limit_val_batches": 1.0 if val_set is not None else 0}
     if cfg.get("gradient_clip_val") is not None:
         # A ReLU recurrence is unbounded: clipping keeps a rare large step from blowing it up.
         overrides["gradient_clip_val"] = float(cfg.gradient_clip_val)
-    trainer = job.trainer(STAGE, max_epochs=max_epochs, **overrides)
+    trainer = job.trainer(
+        STAGE, max_epochs=max_epochs, checkpoint_every=cfg.get("checkpoint_every"), **overrides
+    )
     with job.cpu_threads_for(minibatch=True):
         trainer.fit(system, datamodule=data, ckpt_path=job.resume_checkpoint(STAGE))
     return DRNNSeparator(system.model)

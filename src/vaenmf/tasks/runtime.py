@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vaenmf.errors import ConfigError
+from vaenmf.systems.multiplicative import require_single_process
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,18 @@ def resolved_container(cfg: DictConfig, drop: Iterable[str] = ()) -> dict[str, A
     return container
 
 
+def config_record(cfg: DictConfig) -> dict[str, Any]:
+    """The config as recorded in metrics.json: resolved, without ``hydra``; unresolved if it cannot be resolved
+    (the job then failed on that, and the record shows what was asked)."""
+    try:
+        return resolved_container(cfg, ("hydra",))
+    except Exception:
+        container = OmegaConf.to_container(cfg, resolve=False)
+        assert isinstance(container, dict)
+        container.pop("hydra", None)
+        return container
+
+
 def config_hash(cfg: DictConfig) -> str:
     """A short stable hash of everything in the config that can change a result."""
     payload = json.dumps(resolved_container(cfg, NON_SCIENTIFIC_KEYS), sort_keys=True, default=str)
@@ -81,6 +94,25 @@ def source_hash(subpackages: Iterable[str] = ("nmf", "models", "systems")) -> st
             digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def training_length(node: DictConfig, where: str) -> int:
+    """The length of a training stage: its ``mu_iterations`` (multiplicative updates) or its ``epochs``.
+
+    Args:
+        node: The stage's config node (``dictionary``, ``activations``, ``network``, ...).
+        where: The node's key, for the message.
+
+    Raises:
+        ConfigError: If the node has neither, or the count is not an integer >= 1.
+    """
+    for key in ("mu_iterations", "epochs"):
+        if key in node:
+            value = node[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}.{key} must be an integer >= 1, got {value!r}")
+            return value
+    raise ConfigError(f"{where} must set its length: mu_iterations (multiplicative updates) or epochs")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -166,14 +198,18 @@ class JobContext:
                 loggers.append(self._shared_loggers[name])
         return loggers
 
-    def callbacks(self, stage: str) -> list[pl.Callback]:
+    def callbacks(self, stage: str, checkpoint_every: int | None = None) -> list[pl.Callback]:
+        """The configured callbacks of one stage; checkpoints go to ``checkpoints/<stage>/`` every
+        ``checkpoint_every`` epochs (multiplicative-update iterations count as epochs)."""
         callbacks = []
         for cb_cfg in (self.cfg.get("callbacks") or {}).values():
             if cb_cfg is None or "_target_" not in cb_cfg:
                 continue
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if "dirpath" in cb_cfg and cb_cfg.dirpath is None:
                 kwargs["dirpath"] = str(self.checkpoint_dir(stage))
+            if "every_n_epochs" in cb_cfg and cb_cfg.every_n_epochs is None:
+                kwargs["every_n_epochs"] = max(1, int(checkpoint_every or 1))
             callbacks.append(instantiate(cb_cfg, **kwargs))
         return callbacks
 
@@ -188,10 +224,16 @@ class JobContext:
             return str(last)
         return None
 
+    def stage_epochs(self, epochs: int) -> int:
+        """A stage's length after the job-wide cap ``max_stage_epochs`` (e.g. ``experiment=smoke``)."""
+        cap = self.cfg.get("max_stage_epochs")
+        return int(epochs) if cap is None else min(int(epochs), int(cap))
+
     def trainer(
         self,
         stage: str,
         max_epochs: int,
+        checkpoint_every: int | None = None,
         extra_callbacks: Iterable[pl.Callback] = (),
         single_device: bool = False,
         **overrides: Any,
@@ -199,23 +241,25 @@ class JobContext:
         """A Trainer for one stage: the configured trainer, this stage's loggers, callbacks and checkpoints.
 
         Args:
+            stage: Names the stage's logs and checkpoint folder.
+            max_epochs: The stage's length (capped by ``max_stage_epochs``).
+            checkpoint_every: Checkpoint period in epochs (at most the stage's length, so that a finished
+                stage always leaves its ``last.ckpt``).
             single_device: The stage has no gradient-trained parameters (multiplicative updates): refuse a
                 multi-process trainer with a clear message instead of Lightning's DDP error.
         """
+        max_epochs = self.stage_epochs(max_epochs)
+        period = max(1, min(int(checkpoint_every or max_epochs or 1), max(1, max_epochs)))
         trainer = instantiate(
             self.cfg.trainer,
-            max_epochs=int(max_epochs),
+            max_epochs=max_epochs,
             logger=self.loggers(stage) or False,
-            callbacks=[*self.callbacks(stage), *extra_callbacks],
+            callbacks=[*self.callbacks(stage, period), *extra_callbacks],
             default_root_dir=str(self.output_dir),
             **overrides,
         )
-        if single_device and trainer.world_size > 1:
-            raise ConfigError(
-                f"stage {stage} runs full-batch multiplicative updates on one device, but the trainer has "
-                f"world_size {trainer.world_size}; use trainer=cpu or trainer=gpu for model={self.cfg.model.name} "
-                "(multi-GPU DDP helps the trained networks: model=vae_nmf, separator=dnn, model=drnn)"
-            )
+        if single_device:
+            require_single_process(trainer.world_size, f"stage {stage}")
         return trainer
 
     def cpu_threads_for(self, minibatch: bool) -> contextlib.AbstractContextManager:

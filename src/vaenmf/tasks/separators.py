@@ -16,6 +16,7 @@ from vaenmf.errors import ConfigError
 from vaenmf.models.encoding_dnn import stack_context
 from vaenmf.nmf.masks import separate_mu, separate_with_activations
 from vaenmf.nmf.updates import fit_activations
+from vaenmf.tasks.runtime import training_length
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +95,15 @@ def _check_mask_bases(
 def build_mu_separator(
     cfg: DictConfig, W_speech: torch.Tensor, W_noise: torch.Tensor, mask_bases: MaskBases | None = None
 ) -> MUSeparator:
-    """The ``separator=mu`` estimator from its config group."""
-    unknown = set(cfg.keys()) - {"name", "beta", "n_iter", "l1", "mask_power"}
+    """The ``activations=mu`` estimator from its config group."""
+    unknown = set(cfg.keys()) - {"name", "beta", "mu_iterations", "l1", "mask_power"}
     if unknown:
-        raise ConfigError(f"separator=mu does not take the keys {sorted(unknown)}")
+        raise ConfigError(f"activations=mu does not take the keys {sorted(unknown)}")
     return MUSeparator(
         W_speech,
         W_noise,
         beta=float(cfg.beta),
-        n_iter=int(cfg.n_iter),
+        n_iter=int(cfg.mu_iterations),
         l1=float(cfg.l1),
         mask_power=float(cfg.mask_power),
         mask_bases=mask_bases,
@@ -199,7 +200,7 @@ def build_dnn_separator(
     seed: int,
     mask_bases: MaskBases | None = None,
 ) -> DNNSeparator:
-    """Train the ``separator=dnn`` encoder on the data module's training mixtures and wrap it.
+    """Train the ``activations=dnn`` encoder on the data module's training mixtures and wrap it.
 
     Training mixtures come from the training split only (other speakers than the test set, the training part
     of the noise). The last ``val_fraction`` of them are held out to log a validation MSE.
@@ -211,7 +212,7 @@ def build_dnn_separator(
         W_noise,
         context=int(cfg.system.context),
         beta=float(cfg.target_beta),
-        n_iter=int(cfg.target_n_iter),
+        n_iter=int(cfg.target_mu_iterations),
     )
     n_val_mixtures = int(round(len(mixtures) * float(cfg.val_fraction)))
     n_val_frames = sum(mix.mixture.shape[-1] // 128 + 1 for mix in mixtures[len(mixtures) - n_val_mixtures :])
@@ -230,14 +231,19 @@ def build_dnn_separator(
         drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
         val_batch_size=1024,
     )
-    system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1])
+    system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1], _convert_="all")
     if W_noise.shape[1] != W_speech.shape[1]:
         raise ConfigError(
             f"the encoding DNN predicts r activations per dictionary: speech rank {W_speech.shape[1]} and noise "
             f"rank {W_noise.shape[1]} must be equal"
         )
     stage = "encoder"
-    trainer = job.trainer(stage, max_epochs=int(cfg.max_epochs), limit_val_batches=1.0 if data.val_set else 0)
+    trainer = job.trainer(
+        stage,
+        max_epochs=training_length(cfg, "activations"),
+        checkpoint_every=cfg.get("checkpoint_every"),
+        limit_val_batches=1.0 if data.val_set else 0,
+    )
     with job.cpu_threads_for(minibatch=True):
         trainer.fit(system, datamodule=data, ckpt_path=job.resume_checkpoint(stage))
     return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power), mask_bases=mask_bases)

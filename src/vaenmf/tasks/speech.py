@@ -45,13 +45,7 @@ SUMMARY_METRICS = (
 )
 
 
-#: Activation estimators that work on a pair of dictionaries.
-DICTIONARY_SEPARATORS = ("mu", "dnn")
-#: Methods that learn no dictionaries: the network is the whole separator (its separator has the same name).
-END_TO_END_METHODS = ("drnn",)
-
-
-def build_separator(
+def build_activation_estimator(
     cfg: DictConfig,
     job: JobContext,
     W_speech: torch.Tensor,
@@ -59,26 +53,15 @@ def build_separator(
     datamodule: Any,
     mask_bases: MaskBases | None = None,
 ) -> Separator:
-    """The activation estimator named by ``separator.name``, masking with ``mask_bases`` when given (DNMF)."""
-    name = cfg.separator.name
+    """The activation estimator named by ``activations.name``, masking with ``mask_bases`` when given (DNMF)."""
+    name = cfg.activations.name
     if name == "mu":
-        return build_mu_separator(cfg.separator, W_speech, W_noise, mask_bases)
+        return build_mu_separator(cfg.activations, W_speech, W_noise, mask_bases)
     if name == "dnn":
         return build_dnn_separator(
-            cfg.separator, job, W_speech, W_noise, datamodule, int(cfg.seed), mask_bases
+            cfg.activations, job, W_speech, W_noise, datamodule, int(cfg.seed), mask_bases
         )
-    raise ConfigError(
-        f"separator.name must be one of {list(DICTIONARY_SEPARATORS)} with model={cfg.model.name}, got {name!r}"
-    )
-
-
-def check_method_pairing(method: str, separator: str) -> None:
-    """End-to-end networks (DRNN) and dictionary methods do not mix: say so before any work is done."""
-    if (method in END_TO_END_METHODS or separator in END_TO_END_METHODS) and method != separator:
-        raise ConfigError(
-            f"model={method} cannot be combined with separator={separator}: the DRNN maps the noisy spectrum to "
-            "the speech estimate itself and has no dictionaries; use model=drnn (which selects separator=drnn)"
-        )
+    raise ConfigError(f"activations.name must be 'mu' or 'dnn', got {name!r}")
 
 
 def build_speech_separator(
@@ -86,40 +69,47 @@ def build_speech_separator(
 ) -> Separator:
     """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks.
 
+    What is built follows the method's components (``conf/method/``): a ``network`` (the DRNN) is the whole
+    separator; otherwise the ``dictionary`` learner fits the speech and the noise dictionary, the optional
+    ``reconstruction`` node trains DNMF's reconstruction bases, and the ``activations`` estimator (MU or the
+    encoding DNN) completes the separator.
+
     Stage times go into ``timings`` (seconds): ``dictionaries`` and ``separator`` (the DNMF reconstruction
     bases, the encoding DNN or the DRNN; for MU activations the time to set them up).
     """
     timings = {} if timings is None else timings
     start = time.perf_counter()
-    method = str(cfg.model.name)
-    check_method_pairing(method, str(cfg.separator.name))
-    if method == "drnn":
+    if "network" in cfg:
         from vaenmf.tasks.drnn import build_drnn_separator
 
-        separator = build_drnn_separator(cfg.separator, job, datamodule, int(cfg.seed))
+        separator = build_drnn_separator(cfg.network, job, datamodule, int(cfg.seed))
         timings["separator"] = time.perf_counter() - start
         return separator
-    if method == "dnmf":
-        from vaenmf.tasks.dnmf import check_discriminative_config
+    if "reconstruction" in cfg:
+        from vaenmf.tasks.dnmf import check_reconstruction_config
 
-        check_discriminative_config(cfg.model)  # a bad DNMF key fails before the dictionaries are fitted
+        check_reconstruction_config(
+            cfg.reconstruction
+        )  # a bad DNMF key fails before the dictionaries are fitted
     cache = (
         DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
     )
     W_speech = fit_dictionary_stage(
-        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.model, cfg.seed, cache
+        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.dictionary, cfg.seed, cache
     )
     W_noise = fit_dictionary_stage(
-        job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.model, cfg.seed, cache
+        job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.dictionary, cfg.seed, cache
     )
     timings["dictionaries"] = time.perf_counter() - start
     start = time.perf_counter()
     mask_bases = None
-    if method == "dnmf":
+    if "reconstruction" in cfg:
         from vaenmf.tasks.dnmf import train_reconstruction_bases
 
-        mask_bases = train_reconstruction_bases(cfg.model, job, W_speech, W_noise, datamodule, int(cfg.seed))
-    separator = build_separator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
+        mask_bases = train_reconstruction_bases(
+            cfg.reconstruction, job, W_speech, W_noise, datamodule, int(cfg.seed)
+        )
+    separator = build_activation_estimator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
     timings["separator"] = time.perf_counter() - start
     return separator
 
@@ -151,7 +141,6 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     """Run one speech-enhancement job; returns the metrics (the caller writes ``metrics.json``)."""
     if cfg.noise not in NOISE_CONDITIONS:
         raise ConfigError(f"noise must be one of {list(NOISE_CONDITIONS)}, got {cfg.noise!r}")
-    check_method_pairing(str(cfg.model.name), str(cfg.separator.name))
     timings: dict[str, float] = {}
     start = time.perf_counter()
     datamodule = instantiate(cfg.data)
@@ -162,13 +151,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
-        return {
-            "task": "speech",
-            "method": str(cfg.model.name),
-            "separator": str(cfg.separator.name),
-            "noise": str(cfg.noise),
-            "rank": int(rank_zero_only.rank),
-        }
+        return {"rank": int(rank_zero_only.rank)}
 
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -203,10 +186,6 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         )
     job.log_summary({f"test/{snr}/{k}": v for snr, e in summary.items() for k, v in e.items()})
     return {
-        "task": "speech",
-        "method": str(cfg.model.name),
-        "separator": str(cfg.separator.name),
-        "noise": str(cfg.noise),
         "corpus": str(cfg.data.get("corpus", "demo")),
         "summary": summary,
         "rows": rows,

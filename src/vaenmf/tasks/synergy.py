@@ -43,7 +43,7 @@ from vaenmf.tasks.runtime import JobContext, single_threaded, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("activation_beta", "activation_iters", "figure_subject", "figure_movement")
+SETTINGS = ("activation_beta", "activation_mu_iterations", "figure_subject", "figure_movement")
 
 
 def reconstructions(
@@ -58,7 +58,9 @@ def reconstructions(
     Shape:
         W: ``(channels, rank)``; X and each output: ``(channels, samples)``.
     """
-    H = fit_activations(X, W, beta=float(settings.activation_beta), n_iter=int(settings.activation_iters))
+    H = fit_activations(
+        X, W, beta=float(settings.activation_beta), n_iter=int(settings.activation_mu_iterations)
+    )
     out = {"fixed_w": W @ H}
     model = getattr(system, "model", None)
     if model is not None and hasattr(model, "posterior_mean"):
@@ -82,11 +84,11 @@ def _movement_result(
     X_test = as_nonnegative_tensor(
         datamodule.segment(subject, movement, "test"), f"subject {subject} movement {movement} EMG"
     )
-    check_rank(int(cfg.model.rank), tuple(X_train.shape), name=f"subject {subject} movement {movement} EMG")
+    check_rank(cfg.dictionary.rank, tuple(X_train.shape), name=f"subject {subject} movement {movement} EMG")
     # One global scale per fit, so the likelihood's noise level and the learning rate see unit-power data
     # whatever the electrodes' units; VAF is invariant to it (reconstructions are scaled back).
     scale = float(X_train.pow(2).mean().sqrt().clamp_min(1e-12))
-    system = train_dictionary_system(job, stage, X_train / scale, cfg.model, int(cfg.seed))
+    system = train_dictionary_system(job, stage, X_train / scale, cfg.dictionary, int(cfg.seed))
     W = system.dictionary().to(torch.float32)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     result: dict[str, Any] = {
@@ -144,7 +146,7 @@ def movement_fingerprint(cfg: DictConfig) -> str:
     settings = {k: v for k, v in cfg.synergy.items() if not str(k).startswith("figure_")}
     payload = {
         "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "dictionary": OmegaConf.to_container(cfg.dictionary, resolve=True),
         "synergy": OmegaConf.to_container(OmegaConf.create(settings), resolve=True),
         "seed": int(cfg.seed),
     }
@@ -218,10 +220,6 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     unknown = set(settings.keys()) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
-    if str(cfg.model.name) not in ("nmf", "vae_nmf"):
-        raise ConfigError(
-            f"task=synergy extracts synergies with model=nmf or model=vae_nmf, got {cfg.model.name}"
-        )
     start = time.perf_counter()
     datamodule = instantiate(cfg.data)
     if not hasattr(datamodule, "segment"):
@@ -265,10 +263,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         }
     )
     return {
-        "task": "synergy",
-        "method": str(cfg.model.name),
         "corpus": str(cfg.data.get("corpus", "demo")),
-        "rank": int(cfg.model.rank),
+        "rank": int(cfg.dictionary.rank),
         "summary": summary,
         "rows": results,
         "timings_s": timings,

@@ -1,0 +1,321 @@
+"""Job discovery: every job folder of one or more sweep directories, read from its ``metrics.json``.
+
+A job folder is any folder that holds a ``metrics.json`` or a ``.hydra/overrides.yaml``: crashed jobs (a Hydra
+folder without ``metrics.json``) and failed ones (``status: failed``, or a file that cannot be parsed) are kept,
+so that the tables show holes instead of silently dropping them. What a job ran comes from its ``metrics.json``
+(:mod:`vaenmf.jobfile`), else from its saved config, else from its Hydra overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaenmf.errors import DataError
+from vaenmf.jobfile import SCHEMA_VERSION
+
+__all__ = ["ReportWarning", "Job", "load_jobs", "dedupe", "lookup", "snr_label", "to_float"]
+
+
+class ReportWarning(UserWarning):
+    """Something in a sweep needs the reader's attention (malformed file, duplicate job, ...)."""
+
+
+@dataclass
+class Job:
+    """One job folder of a sweep.
+
+    Attributes:
+        path: The job folder.
+        metrics_file: Its ``metrics.json`` (None when absent).
+        status: ``"ok"``, ``"failed"`` (status failed, or an unreadable metrics.json) or ``"missing"`` (a Hydra
+            job folder without metrics.json: crashed or still running).
+        error: Why it failed, naming the file.
+        task, method, paper_column, noise, seed: What the job ran (None when unknown); ``method`` is the name of
+            its ``conf/method/`` file, ``paper_column`` the column of the paper's tables it fills (None for an
+            ablation row).
+        components: The dictionary learner, activation estimator, ... the method composed.
+        git_commit, config_hash, corpus: Provenance, when recorded.
+        summary: SNR label (``"-5"``, ``"0"``, ...) -> metric -> mean over utterances.
+        data: The parsed metrics.json (empty when unreadable), for other reports.
+    """
+
+    path: Path
+    metrics_file: Path | None
+    status: str
+    error: str = ""
+    task: str | None = None
+    method: str | None = None
+    paper_column: str | None = None
+    noise: str | None = None
+    seed: int | None = None
+    components: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    config_hash: str | None = None
+    corpus: str | None = None
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    mtime: float = 0.0
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.status == "failed" and "NotImplementedError" in self.error
+
+    def describe(self) -> str:
+        seed = "?" if self.seed is None else self.seed
+        return f"{self.method}/{self.noise}/seed {seed}" if self.noise else f"{self.method}/seed {seed}"
+
+
+def snr_label(key: Any) -> str | None:
+    """Normalise an SNR key: ``-5``, ``"-5"``, ``"-5.0"`` and ``"-5dB"`` all give ``"-5"``."""
+    text = str(key).strip().lower().removesuffix("db").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def to_float(value: Any) -> float:
+    """A number as float, NaN for anything else (None, booleans, text)."""
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _to_int(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_yaml(path: Path) -> Any:
+    """Parsed YAML file, or None when absent/unreadable (best effort: only used to identify crashed jobs)."""
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception:  # an odd file: fall back to "- key=value" lines (overrides.yaml)
+        return [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+
+
+def _read_overrides(job_dir: Path) -> dict[str, str]:
+    """``key=value`` pairs of ``.hydra/overrides.yaml`` (leading ``+``/``++``/``~`` dropped); {} if none."""
+    items = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
+    out: dict[str, str] = {}
+    if not isinstance(items, list):
+        return out
+    for item in items:
+        if isinstance(item, str) and "=" in item:
+            key, value = item.split("=", 1)
+            out[key.strip().lstrip("+~")] = value.strip().strip("'\"")
+    return out
+
+
+def _identity_from_config(job_dir: Path) -> dict[str, Any]:
+    """(task, method, paper_column, noise, seed, corpus) from the job's saved config, when there is one."""
+    for path in (job_dir / "config.yaml", job_dir / ".hydra" / "config.yaml"):
+        cfg = _read_yaml(path)
+        if not isinstance(cfg, dict):
+            continue
+        method = cfg.get("method") if isinstance(cfg.get("method"), dict) else {}
+        data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+        ident = {
+            "task": cfg.get("task"),
+            "method": method.get("name"),
+            "paper_column": method.get("paper_column"),
+            "noise": cfg.get("noise"),
+            "seed": cfg.get("seed"),
+            "corpus": data.get("corpus"),
+        }
+        # Unresolved interpolations ("${noise}") say nothing.
+        return {k: v for k, v in ident.items() if v is not None and "${" not in str(v)}
+    return {}
+
+
+def _identity_from_overrides(overrides: Mapping[str, str]) -> dict[str, Any]:
+    """Best-effort (task, method, noise, seed) of a job from its Hydra overrides."""
+    keys = {"method": "method", "noise": "noise", "task": "task", "seed": "seed"}
+    return {field_: overrides[key] for field_, key in keys.items() if key in overrides}
+
+
+def _identity(job_dir: Path) -> dict[str, Any]:
+    """What a job ran, from its saved config, else its overrides (for jobs without a readable metrics.json)."""
+    ident: dict[str, Any] = dict.fromkeys(("task", "method", "paper_column", "noise", "seed", "corpus"))
+    ident.update(_identity_from_overrides(_read_overrides(job_dir)))
+    ident.update(_identity_from_config(job_dir))
+    for key in ("task", "method", "paper_column", "noise", "corpus"):
+        ident[key] = None if ident[key] is None else str(ident[key])
+    ident["seed"] = _to_int(ident["seed"])
+    return ident
+
+
+def _parse_summary(raw: Any) -> dict[str, dict[str, float]]:
+    summary: dict[str, dict[str, float]] = {}
+    if not isinstance(raw, Mapping):
+        return summary
+    for key, values in raw.items():
+        label = snr_label(key)
+        if label is None or not isinstance(values, Mapping):
+            continue
+        summary[label] = {str(k): to_float(v) for k, v in values.items()}
+    return summary
+
+
+def _failed(job_dir: Path, metrics_file: Path, message: str, ident: dict[str, Any], mtime: float) -> Job:
+    warnings.warn(f"{message}; the job is shown as failed", ReportWarning, stacklevel=4)
+    return Job(path=job_dir, metrics_file=metrics_file, status="failed", error=message, mtime=mtime, **ident)
+
+
+def _load_job(job_dir: Path) -> Job:
+    metrics_file = job_dir / "metrics.json"
+    ident = _identity(job_dir)
+    if not metrics_file.is_file():
+        return Job(
+            path=job_dir,
+            metrics_file=None,
+            status="missing",
+            error=f"no metrics.json in {job_dir} (job crashed, was killed or is still running)",
+            **ident,
+        )
+    mtime = metrics_file.stat().st_mtime
+    try:
+        data = json.loads(metrics_file.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"top level is a {type(data).__name__}, expected an object")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return _failed(job_dir, metrics_file, f"malformed {metrics_file}: {err}", ident, mtime)
+    schema = data.get("schema", 1)
+    if schema != SCHEMA_VERSION:
+        return _failed(
+            job_dir,
+            metrics_file,
+            f"{metrics_file} has schema {schema!r}, this vaenmf reads schema {SCHEMA_VERSION} (jobs named by "
+            "method=, from conf/method/); it was written by another version: rerun the job with this one",
+            ident,
+            mtime,
+        )
+
+    def get(key: str) -> str | None:
+        value = data.get(key)
+        if value is None or value == "unknown":
+            value = ident.get(key)
+        return None if value is None else str(value)
+
+    components = data.get("components")
+    job = Job(
+        path=job_dir,
+        metrics_file=metrics_file,
+        status="ok",
+        task=get("task"),
+        method=get("method"),
+        paper_column=get("paper_column"),
+        noise=get("noise"),
+        seed=_to_int(data.get("seed", ident["seed"])),
+        components={str(k): str(v) for k, v in components.items()} if isinstance(components, dict) else {},
+        git_commit=get("git_commit"),
+        config_hash=get("config_hash"),
+        corpus=get("corpus") or ident["corpus"],
+        summary=_parse_summary(data.get("summary")),
+        data=data,
+        mtime=mtime,
+    )
+    status = str(data.get("status", "ok"))
+    if status != "ok":
+        job.status = "failed"
+        error = data.get("error") or f"status {status!r} without an error message"
+        job.error = f"{metrics_file}: {error}"
+    elif job.task == "speech" and not job.summary:
+        job.status = "failed"
+        job.error = f"{metrics_file} has status ok but no per-SNR 'summary' mapping"
+        warnings.warn(f"{job.error}; the job is shown as failed", ReportWarning, stacklevel=3)
+    return job
+
+
+def lookup(tree: Any, dotted: str) -> Any:
+    """``tree["a"]["b"]`` for ``"a.b"``; None when any part is missing."""
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _job_dirs(root: Path) -> list[Path]:
+    dirs = {p.parent for p in root.rglob("metrics.json")}
+    dirs |= {p.parent.parent for p in root.rglob("overrides.yaml") if p.parent.name == ".hydra"}
+    return sorted(dirs)
+
+
+def load_jobs(roots: Sequence[str | os.PathLike[str]]) -> list[Job]:
+    """Find and read every job under the given sweep directories.
+
+    Unreadable ``metrics.json`` files, and files of another schema, give a :class:`ReportWarning` and a
+    ``failed`` job; Hydra job folders without one give a ``missing`` job.
+
+    Args:
+        roots: Sweep directories (each searched recursively).
+
+    Returns:
+        The jobs, sorted by path.
+
+    Raises:
+        DataError: If a directory does not exist, or holds no ``metrics.json`` at all.
+    """
+    if not roots:
+        raise DataError(
+            "no sweep directory given; expected at least one directory holding metrics.json files"
+        )
+    jobs: list[Job] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise DataError(f"sweep directory {root} does not exist or is not a directory")
+        if next(root.rglob("metrics.json"), None) is None:
+            raise DataError(f"no metrics.json found under {root}; expected a Hydra sweep (or job) directory")
+        jobs.extend(_load_job(d) for d in _job_dirs(root))
+    return sorted(jobs, key=lambda j: str(j.path))
+
+
+def dedupe(jobs: Iterable[Job], config_keys: Sequence[str] = ()) -> list[Job]:
+    """One job per (task, method, noise, seed): prefer ok over failed over missing, then the newest.
+
+    Args:
+        jobs: The jobs.
+        config_keys: Dotted config keys that tell jobs apart as well (a study's varied keys).
+    """
+    rank = {"ok": 0, "failed": 1, "missing": 2}
+    groups: dict[tuple[Any, ...], list[Job]] = defaultdict(list)
+    for job in jobs:
+        config = job.data.get("config") or {}
+        varied = tuple(json.dumps(lookup(config, key), default=str) for key in config_keys)
+        groups[(job.task, job.method, job.noise, job.seed, *varied)].append(job)
+    chosen = []
+    for group in groups.values():
+        group.sort(key=lambda j: (rank.get(j.status, 3), -j.mtime, str(j.path)))
+        if len(group) > 1:
+            warnings.warn(
+                f"{len(group)} jobs for {group[0].describe()}: using {group[0].path} ({group[0].status}); "
+                f"ignoring {', '.join(str(j.path) for j in group[1:])}",
+                ReportWarning,
+                stacklevel=3,
+            )
+        chosen.append(group[0])
+    return chosen

@@ -1,0 +1,193 @@
+"""Studies that choose a default: one row per value of the varied config keys, scored like the paper's tables.
+
+A study is one multirun that varies some config keys (``dictionary.system.likelihood``, ``activations.mask_power``,
+...) for one method; every job is read with :func:`~vaenmf.report.jobs.load_jobs`, grouped by the values its
+recorded config has for the varied keys, and each group is aggregated exactly like a table cell (mean over noises,
+then over seeds, :func:`~vaenmf.report.aggregate.aggregate_cell`). Extra per-job numbers of ``metrics.json`` (for
+example a dictionary's final negative-weight mass) are averaged over the group's finished jobs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaenmf.errors import DataError
+from vaenmf.report.aggregate import Cell, aggregate_cell
+from vaenmf.report.jobs import Job, dedupe, lookup, to_float
+from vaenmf.report.paper import PAPER_ROWS
+from vaenmf.report.speech import _write_atomic
+
+__all__ = ["StudyRow", "study_rows", "render_study_markdown", "write_study_report"]
+
+#: Metric columns of a study table: label -> (summary key, rows shown).
+STUDY_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "SDR": ("sdr", PAPER_ROWS),
+    "PESQ-NB": ("pesq_nb", ("Aver",)),
+    "STOI": ("stoi", ("Aver",)),
+}
+
+
+@dataclass
+class StudyRow:
+    """One value combination of the varied keys.
+
+    Attributes:
+        values: Varied key -> value (as recorded in the jobs' configs).
+        jobs: The jobs that ran it (every seed and noise).
+        cells: ``(metric label, row) -> Cell`` (``row`` an SNR or ``Aver``).
+        extras: Extra ``metrics.json`` key -> mean over the finished jobs (NaN when none has it).
+        wall_time_s: Mean wall time of the finished jobs.
+    """
+
+    values: dict[str, Any]
+    jobs: list[Job]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    extras: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = math.nan
+
+    @property
+    def status(self) -> str:
+        return "ok" if all(j.status == "ok" for j in self.jobs) else "incomplete"
+
+
+def _value_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def study_rows(jobs: Sequence[Job], keys: Sequence[str], extras: Sequence[str] = ()) -> list[StudyRow]:
+    """Group ``jobs`` by the values of ``keys`` in their configs and aggregate each group.
+
+    Args:
+        jobs: From :func:`~vaenmf.report.jobs.load_jobs` (speech jobs of one study).
+        keys: Dotted config keys the study varies (e.g. ``dictionary.system.likelihood``).
+        extras: Dotted ``metrics.json`` keys to average per row.
+
+    Raises:
+        DataError: If no job records the varied keys.
+    """
+    groups: dict[str, list[Job]] = defaultdict(list)
+    values_of: dict[str, dict[str, Any]] = {}
+    for job in dedupe(jobs, keys):
+        config = job.data.get("config") or {}
+        values = {key: lookup(config, key) for key in keys}
+        if all(v is None for v in values.values()):
+            continue
+        signature = _value_key(values)
+        groups[signature].append(job)
+        values_of[signature] = values
+    if not groups:
+        raise DataError(f"no job records the varied keys {list(keys)} in its metrics.json config")
+    rows = []
+    for signature in sorted(groups, key=lambda s: [str(v) for v in values_of[s].values()]):
+        group = groups[signature]
+        row = StudyRow(values=values_of[signature], jobs=group)
+        noises = sorted({j.noise for j in group if j.noise})
+        seeds = sorted({j.seed for j in group if j.seed is not None})
+        jobs_at: dict[tuple[str, int | None], list[Job]] = defaultdict(list)
+        for job in group:
+            jobs_at[(job.noise, job.seed)].append(job)  # type: ignore[index]
+        for label, (key, snr_rows) in STUDY_METRICS.items():
+            for snr in snr_rows:
+                row.cells[(label, snr)] = aggregate_cell(jobs_at, noises, seeds, snr, key, expected=True)
+        finished = [j for j in group if j.status == "ok"]
+        for extra in extras:
+            found = [to_float(lookup(j.data, extra)) for j in finished]
+            found = [v for v in found if math.isfinite(v)]
+            row.extras[extra] = float(np.mean(found)) if found else math.nan
+        times = [to_float(j.data.get("wall_time_s")) for j in finished]
+        row.wall_time_s = float(np.nanmean(times)) if times else math.nan
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _cell_text(cell: Cell) -> str:
+    if not math.isfinite(cell.ours):
+        return cell.status
+    text = _fmt(cell.ours)
+    if cell.std is not None:
+        text += f" ± {cell.std:.2f}"
+    return text if cell.status == "ok" else f"{text} [{cell.status}]"
+
+
+def render_study_markdown(rows: Sequence[StudyRow], title: str, notes: Sequence[str] = ()) -> str:
+    """A Markdown table: one line per value combination, SDR per SNR and on average, PESQ, STOI, extras."""
+    keys = list(rows[0].values) if rows else []
+    extras = list(rows[0].extras) if rows else []
+    columns = [label if len(snrs) == 1 else f"{label} {snr}" for label, (_, snrs) in STUDY_METRICS.items()
+               for snr in snrs]  # fmt: skip
+    header = [*keys, *columns, *extras, "wall time (s)", "jobs"]
+    out = io.StringIO()
+    out.write(f"# {title}\n\n")
+    for note in notes:
+        out.write(f"- {note}\n")
+    out.write("- Cells: mean over noises, then seeds (± sample std over seeds when there are several).\n\n")
+    out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
+    for row in rows:
+        cells = [
+            _cell_text(row.cells[(label, snr)]) for label, (_, snrs) in STUDY_METRICS.items() for snr in snrs
+        ]
+        ok = sum(j.status == "ok" for j in row.jobs)
+        line = [
+            *(str(row.values[k]) for k in keys),
+            *cells,
+            *(_fmt(row.extras[e], 4) for e in extras),
+            _fmt(row.wall_time_s, 0),
+            f"{ok}/{len(row.jobs)} ok",
+        ]
+        out.write("| " + " | ".join(line) + " |\n")
+    problems = [j for row in rows for j in row.jobs if j.status != "ok"]
+    if problems:
+        out.write("\n## Failed or missing jobs\n\n")
+        out.write("".join(f"- [{j.status}] {j.path}: {j.error}\n" for j in problems))
+    return out.getvalue()
+
+
+def _row_record(row: StudyRow) -> dict[str, Any]:
+    return {
+        "values": row.values,
+        "status": row.status,
+        "cells": {
+            f"{label}/{snr}": {"mean": c.ours, "std": c.std, "n_seeds": c.n_seeds, "status": c.status}
+            for (label, snr), c in row.cells.items()
+        },  # fmt: skip
+        "extras": row.extras,
+        "wall_time_s": row.wall_time_s,
+        "jobs": [str(j.path) for j in row.jobs],
+    }
+
+
+def write_study_report(
+    jobs: Sequence[Job],
+    keys: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    title: str,
+    extras: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> list[Path]:
+    """Write ``table.md`` and ``table.json`` of a study into ``out_dir``; returns the files written."""
+    rows = study_rows(jobs, keys, extras)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = _write_atomic(out / "table.md", render_study_markdown(rows, title, notes))
+    record = {
+        "title": title,
+        "keys": list(keys),
+        "notes": list(notes),
+        "rows": [_row_record(r) for r in rows],
+    }
+    js = _write_atomic(out / "table.json", json.dumps(record, indent=2, default=str, allow_nan=True) + "\n")
+    return [md, js]

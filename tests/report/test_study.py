@@ -1,0 +1,91 @@
+"""Studies that choose a default: rows by the varied keys' values, aggregated like table cells."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from vaenmf.errors import DataError
+from vaenmf.report.jobs import load_jobs
+from vaenmf.report.study import study_rows
+from vaenmf.train import REPO_ROOT
+
+KEY = "dictionary.system.likelihood"
+
+
+def _config(likelihood: str, sampler: str = "rsvi") -> dict:
+    return {"dictionary": {"system": {"likelihood": likelihood, "sampler": sampler}}}
+
+
+def _sweep(tmp_path, make_job, snr_summary):
+    root = tmp_path / "sweep"
+    k = 0
+    for likelihood, base in (("gaussian", 4.0), ("poisson", 2.0)):
+        for seed in (0, 1):
+            for noise, off in (("factory", 0.0), ("babble", 2.0)):
+                job = make_job(
+                    root,
+                    str(k),
+                    "vae_nmf",
+                    noise,
+                    seed,
+                    snr_summary(base + off + seed),
+                    config=_config(likelihood),
+                )
+                data = json.loads((job / "metrics.json").read_text())
+                data["dictionaries"] = {"speech": {"neg_mass": 0.01 * (1 + seed)}}
+                data["wall_time_s"] = 10.0
+                (job / "metrics.json").write_text(json.dumps(data))
+                k += 1
+    return root
+
+
+def test_rows_are_the_varied_values_aggregated_over_noises_and_seeds(tmp_path, make_job, snr_summary):
+    jobs = load_jobs([_sweep(tmp_path, make_job, snr_summary)])
+    rows = study_rows(jobs, [KEY], extras=["dictionaries.speech.neg_mass"])
+    assert [r.values[KEY] for r in rows] == ["gaussian", "poisson"]
+    gaussian = rows[0]
+    # sdr at -5: seed 0 (4 + 6) / 2 = 5, seed 1 6: mean 5.5, std over seeds sqrt(0.5).
+    cell = gaussian.cells[("SDR", "-5")]
+    assert cell.ours == pytest.approx(5.5) and cell.std == pytest.approx(math.sqrt(0.5)) and cell.n_seeds == 2
+    assert rows[1].cells[("SDR", "Aver")].ours == pytest.approx(3.5 + 1.5)
+    assert gaussian.extras["dictionaries.speech.neg_mass"] == pytest.approx(0.015)
+    assert gaussian.status == "ok" and len(gaussian.jobs) == 4
+
+
+def test_a_failed_job_marks_its_row(tmp_path, make_job, snr_summary):
+    root = _sweep(tmp_path, make_job, snr_summary)
+    make_job(root, "x", "vae_nmf", "factory", 2, status="failed", config=_config("poisson"))
+    rows = study_rows(load_jobs([root]), [KEY])
+    poisson = rows[1]
+    assert poisson.status == "incomplete"
+    assert poisson.cells[("SDR", "-5")].status == "partial"  # seed 2 has no finished job
+
+
+def test_jobs_without_the_keys_are_an_error(tmp_path, make_job, snr_summary):
+    make_job(tmp_path, "0", "nmf", "factory", 0, snr_summary(1.0))
+    with pytest.raises(DataError, match="records the varied keys"):
+        study_rows(load_jobs([tmp_path]), [KEY])
+
+
+def test_the_script_runs_the_multirun_and_writes_the_table(tmp_path, make_job, snr_summary, capsys):
+    spec = importlib.util.spec_from_file_location("study", REPO_ROOT / "scripts" / "study.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "study"
+    assert (
+        script.main(["--out", str(out), "--vary", f"{KEY}=gaussian,poisson", "--seeds", "0,1", "--dry-run"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"-m method=vae_nmf noise=factory {KEY}=gaussian,poisson seed=0,1 logger=csv" in printed
+    _sweep(out, make_job, snr_summary)
+    assert script.main(["--out", str(out), "--vary", f"{KEY}=gaussian,poisson", "--table-only"]) == 0
+    md = (out / "table.md").read_text()
+    assert "| gaussian | 5.50 ± 0.71 |" in md and "4/4 ok" in md
+    assert json.loads((out / "table.json").read_text())["rows"][0]["values"] == {KEY: "gaussian"}
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(out)])  # no varied key
