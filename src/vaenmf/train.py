@@ -23,8 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vaenmf.atomic import write_json_atomic
 from vaenmf.errors import VaenmfError
-from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit, write_json_atomic
+from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit
 
 log = logging.getLogger("vaenmf.train")
 

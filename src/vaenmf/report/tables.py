@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.report.paper import (
     PAPER_COLUMNS,
@@ -959,13 +960,6 @@ def render_ablation_csv(ablations: Sequence[AblationTable]) -> str:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def speech_tables_present(jobs: Iterable[Job]) -> list[str]:
     """The tables (``table1``/``table2``) that have at least one speech job."""
     present = {table_of_noise(j.noise) for j in jobs if _is_speech(j)}
@@ -1017,10 +1011,10 @@ def write_speech_report(
     ablations = []
     for t in tables:
         result = build_table(jobs, t, expect)
-        written.append(_write_atomic(out / f"{t}.md", render_markdown(result)))
-        written.append(_write_atomic(out / f"{t}.csv", render_csv(result)))
-        written.append(_write_atomic(out / f"{t}.tex", render_latex(result)))
+        written.append(write_text_atomic(out / f"{t}.md", render_markdown(result)))
+        written.append(write_text_atomic(out / f"{t}.csv", render_csv(result)))
+        written.append(write_text_atomic(out / f"{t}.tex", render_latex(result)))
         ablations.append(build_ablation(jobs, t, expect))
-    written.append(_write_atomic(out / "ablation.md", render_ablation_markdown(ablations)))
-    written.append(_write_atomic(out / "ablation.csv", render_ablation_csv(ablations)))
+    written.append(write_text_atomic(out / "ablation.md", render_ablation_markdown(ablations)))
+    written.append(write_text_atomic(out / "ablation.csv", render_ablation_csv(ablations)))
     return written

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -33,13 +32,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
+from vaenmf.atomic import save_npz_atomic, write_json_atomic
 from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.tasks.dictionary import train_dictionary_system
-from vaenmf.tasks.runtime import JobContext, single_threaded, write_json_atomic
+from vaenmf.tasks.runtime import JobContext, single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,6 @@ def _previous_result(path: Path, fingerprint: str, needs_figure: bool) -> dict[s
     return result
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _fit_all(
     cfg: DictConfig,
     job: JobContext,
@@ -203,7 +197,7 @@ def _fit_all(
             # The figure's arrays first: a kill between the two writes then leaves the movement to redo, never a
             # finished movement without its figure.
             if is_figure:
-                _save_npz_atomic(figure_path, arrays)
+                save_npz_atomic(figure_path, arrays)
             write_json_atomic(path, result)
             # The movement is recorded; its checkpoints would only fill the disk (1404 fits on full DB1).
             shutil.rmtree(job.checkpoint_dir(stage), ignore_errors=True)
