@@ -270,7 +270,7 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
         "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    from vaenmf.tasks.synergy import summarise
+    from vaenmf.metrics import summarise_vaf
 
     for method, (label, _) in METHODS.items():
         for job in [j for j in jobs if j.method == method and j.status != "ok"]:
@@ -279,7 +279,7 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
         if not by_seed and not any(j.method == method for j in jobs):
             lines.append(f"| {label} | - | - | missing (no job) | | | | |")
         for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
-            summary = summarise(by_seed[seed])
+            summary = summarise_vaf(by_seed[seed])
             recovery = summary.get("synergy_recovery", {}).get("mean")
             rec = "" if recovery is None else f"{recovery:.3f}"
             for key, entry in sorted(summary.items()):

@@ -21,7 +21,6 @@ import logging
 import math
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 
 from vaenmf.atomic import save_npz_atomic, write_json_atomic
 from vaenmf.errors import ConfigError
-from vaenmf.metrics import matched_cosine, vaf
+from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
@@ -113,29 +112,6 @@ def _movement_result(
     if truth is not None:
         result["synergy_recovery"] = matched_cosine(W.numpy(), truth)
     return result, arrays
-
-
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean (and spread) of the VAF over subjects and movements, per ``split/reconstruction``."""
-    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for result in results:
-        for key, entry in result["vaf"].items():
-            by_key[key].append(entry)
-    summary: dict[str, Any] = {}
-    for key, entries in sorted(by_key.items()):
-        overall = np.array([e["overall"] for e in entries], dtype=np.float64)
-        per_muscle = np.array([e["per_muscle"] for e in entries], dtype=np.float64)
-        summary[key] = {
-            "vaf_mean": float(np.nanmean(overall)),
-            "vaf_std": float(np.nanstd(overall)),
-            "vaf_min": float(np.nanmin(overall)),
-            "per_muscle_mean": [float(v) for v in np.nanmean(per_muscle, axis=0)],
-            "n_movements": len(entries),
-        }
-    recovery = [r["synergy_recovery"] for r in results if "synergy_recovery" in r]
-    if recovery:
-        summary["synergy_recovery"] = {"mean": float(np.mean(recovery)), "min": float(np.min(recovery))}
-    return summary
 
 
 def movement_fingerprint(cfg: DictConfig) -> str:
@@ -239,7 +215,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
             "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
         )
 
-    summary = summarise(results)
+    summary = summarise_vaf(results)
     for key, entry in summary.items():
         if "vaf_mean" in entry:
             log.info(
