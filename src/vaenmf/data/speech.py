@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from vaenmf.data.noisex import find_noise_file
 from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utterance, stream_rng
 from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
+from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
 __all__ = ["Mixture", "SpeechDataModule", "select_frames", "drop_silent_frames"]
 
@@ -199,24 +199,6 @@ def _balanced_subset(
     return out
 
 
-def _as_snrs(values: Sequence[float], name: str) -> tuple[float, ...]:
-    try:
-        snrs = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a list of numbers (dB), got {values!r}") from None
-    if not snrs or not all(math.isfinite(v) for v in snrs):
-        raise ConfigError(f"{name} must be a nonempty list of finite SNRs in dB, got {values!r}")
-    return snrs
-
-
-def _positive_int_or_none(value: int | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
-    return int(value)
-
-
 def _snr_tag(snr: float) -> str:
     return f"{snr:+g}dB"
 
@@ -276,40 +258,40 @@ class SpeechDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if corpus not in CORPORA:
-            raise ConfigError(f"data.corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
-        if noise not in NOISE_CHOICES:
-            raise ConfigError(f"data.noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
-        if not 0.0 < float(noise_train_fraction) < 1.0:
-            raise ConfigError(f"data.noise_train_fraction must be in (0, 1), got {noise_train_fraction!r}")
-        if not 0.0 < float(dict_speaker_fraction) < 1.0:
-            raise ConfigError(f"data.dict_speaker_fraction must be in (0, 1), got {dict_speaker_fraction!r}")
-        if not float(demo_noise_seconds) > 0:
-            raise ConfigError(f"data.demo_noise_seconds must be positive, got {demo_noise_seconds!r}")
-        self.corpus = corpus
-        self.noise = noise
+        self.corpus = check_choice(corpus, CORPORA, "data.corpus")
+        self.noise = check_choice(noise, NOISE_CHOICES, "data.noise")
+        self.noise_train_fraction = check_number(
+            noise_train_fraction, "data.noise_train_fraction", above=0, below=1
+        )
+        self.dict_speaker_fraction = check_number(
+            dict_speaker_fraction, "data.dict_speaker_fraction", above=0, below=1
+        )
+        self.demo_noise_seconds = check_number(demo_noise_seconds, "data.demo_noise_seconds", above=0)
         self.noise_kinds: tuple[str, ...] = _KINDS[noise]
         self.data_root = data_root
         self.timit_root = timit_root
         self.noisex_root = noisex_root
-        self.dict_speech_frames = _positive_int_or_none(dict_speech_frames, "data.dict_speech_frames")
-        self.dict_noise_frames = _positive_int_or_none(dict_noise_frames, "data.dict_noise_frames")
-        if self.dict_speech_frames is None or self.dict_noise_frames is None:
-            raise ConfigError("data.dict_speech_frames and data.dict_noise_frames must be positive integers")
-        self.n_train_utterances = _positive_int_or_none(n_train_utterances, "data.n_train_utterances")
-        self.n_test_utterances = _positive_int_or_none(n_test_utterances, "data.n_test_utterances")
-        self.train_snrs = _as_snrs(train_snrs, "data.train_snrs")
-        self.test_snrs = _as_snrs(test_snrs, "data.test_snrs")
-        self.noise_train_fraction = float(noise_train_fraction)
+        self.dict_speech_frames = as_int(dict_speech_frames, "data.dict_speech_frames", minimum=1)
+        self.dict_noise_frames = as_int(dict_noise_frames, "data.dict_noise_frames", minimum=1)
+        self.n_train_utterances = as_int(
+            n_train_utterances, "data.n_train_utterances", minimum=1, allow_none=True
+        )
+        self.n_test_utterances = as_int(
+            n_test_utterances, "data.n_test_utterances", minimum=1, allow_none=True
+        )
+        self.train_snrs = check_number_list(train_snrs, "data.train_snrs", hint="SNRs in dB")
+        self.test_snrs = check_number_list(test_snrs, "data.test_snrs", hint="SNRs in dB")
         self.seed = int(seed)
         self.demo_speakers = int(demo_speakers)
         self.demo_utts_per_speaker = int(demo_utts_per_speaker)
-        self.demo_noise_seconds = float(demo_noise_seconds)
         self.silence_threshold_db = None if silence_threshold_db is None else float(silence_threshold_db)
-        self.mixtures_per_train_utterance = int(
-            _positive_int_or_none(mixtures_per_train_utterance, "data.mixtures_per_train_utterance") or 1
+        # None: the default, one mixture per training utterance.
+        self.mixtures_per_train_utterance = (
+            as_int(
+                mixtures_per_train_utterance, "data.mixtures_per_train_utterance", minimum=1, allow_none=True
+            )
+            or 1
         )
-        self.dict_speaker_fraction = float(dict_speaker_fraction)
         self.sr = SAMPLE_RATE
         self._ready = False
         self._cache: dict[str, object] = {}
@@ -335,10 +317,7 @@ class SpeechDataModule(pl.LightningDataModule):
         if self._ready:
             return
         if self.corpus == "demo":
-            if self.demo_utts_per_speaker < 1:
-                raise ConfigError(
-                    f"data.demo_utts_per_speaker must be >= 1, got {self.demo_utts_per_speaker}"
-                )
+            check_int(self.demo_utts_per_speaker, "data.demo_utts_per_speaker", minimum=1)
             items = [
                 _SpeechItem(
                     spk.name,

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vaenmf.errors import ConfigError, DataError
+from vaenmf.errors import DataError
+from vaenmf.validation import check_choice, check_int
 
 __all__ = ["OUTPUT_ACTIVATIONS", "EncodingDNN", "stack_context"]
 
@@ -44,8 +45,7 @@ def stack_context(frames: Tensor | np.ndarray, context: int) -> Tensor:
     x = torch.as_tensor(frames)
     if x.ndim != 2 or x.shape[0] == 0:
         raise DataError(f"frames must be a nonempty (n, m) matrix, got shape {tuple(x.shape)}")
-    if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 0:
-        raise DataError(f"context must be a nonnegative integer, got {context!r}")
+    check_int(context, "context", minimum=0, error=DataError)
     n = x.shape[0]
     offsets = torch.arange(-int(context), int(context) + 1, device=x.device)
     index = (torch.arange(n, device=x.device).unsqueeze(1) + offsets).clamp_(0, n - 1)  # (n, 2c+1)
@@ -99,16 +99,9 @@ class EncodingDNN(nn.Module):
             ("hidden", hidden, 1),
             ("n_layers", n_layers, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if input_transform not in ("log1p", "none"):
-            raise ConfigError(
-                f"unknown input_transform {input_transform!r}; expected one of ['log1p', 'none']"
-            )
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ConfigError(
-                f"unknown output_activation {output_activation!r}; expected one of {list(OUTPUT_ACTIVATIONS)}"
-            )
+            check_int(value, name, minimum=low)
+        check_choice(input_transform, ("log1p", "none"), "input_transform")
+        check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation")
         self.n_features, self.rank, self.context = n_features, rank, context
         self.input_dim = n_features * (2 * context + 1)
         self.input_transform = input_transform

@@ -15,9 +15,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from vaenmf.atomic import save_torch_atomic
 from vaenmf.data.matrix import MatrixDataModule
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, source_hash
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
 

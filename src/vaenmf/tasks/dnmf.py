@@ -16,10 +16,10 @@ from vaenmf.errors import ConfigError, DataError, VaenmfError
 from vaenmf.nmf.divergence import check_beta
 from vaenmf.nmf.dnmf import dnmf_objective
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.nmf.validation import as_nonnegative_tensor
 from vaenmf.systems.dnmf import dnmf_dataloader
 from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.validation import as_nonnegative_tensor
 
 log = logging.getLogger(__name__)
 

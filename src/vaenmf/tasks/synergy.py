@@ -36,9 +36,9 @@ from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.tasks.dictionary import train_dictionary_system
 from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
 
