@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vaenmf.data.features import stack_context
 from vaenmf.errors import ConfigError, DataError
-from vaenmf.models.encoding_dnn import stack_context
 from vaenmf.validation import check_choice, check_int, check_number
 
 __all__ = ["INPUT_TRANSFORMS", "DRNN", "discriminative_loss", "stack_context_batch"]
@@ -24,7 +24,7 @@ INPUT_TRANSFORMS: tuple[str, ...] = ("log1p", "none")
 
 
 def stack_context_batch(x: Tensor, context: int) -> Tensor:
-    """:func:`~vaenmf.models.encoding_dnn.stack_context` applied to every sequence of a batch at once.
+    """:func:`~vaenmf.data.features.stack_context` applied to every sequence of a batch at once.
 
     Frame ``t`` of sequence ``b`` becomes ``[x_{b,t-c}, ..., x_{b,t}, ..., x_{b,t+c}]`` (oldest first) with the
     edge frames of each sequence replicated, exactly as :func:`stack_context` does for one utterance. The

@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from vaenmf.atomic import save_torch_atomic
+from vaenmf.callbacks import EpochProgressBar
 from vaenmf.data.matrix import MatrixDataModule
-from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, source_hash
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
