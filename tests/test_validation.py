@@ -68,12 +68,12 @@ def test_check_number_bounds_and_messages():
     assert check_number("0.5", "f", above=0, below=1) == 0.5
     assert check_number(0, "w", at_least=0) == 0.0
     cases = [
-        ({}, math.inf, "x must be a finite number, got inf"),
+        ({}, math.inf, "x must be a number (finite), got inf"),
         ({"above": 0}, 0.0, "x must be finite and > 0, got 0.0"),
         ({"at_least": 0}, -1, "x must be finite and >= 0, got -1"),
         ({"above": 0, "below": 1}, 1.0, "x must be in (0, 1), got 1.0"),
         ({"at_least": 0, "below": 1}, math.nan, "x must be in [0, 1), got nan"),
-        ({"hint": "dB"}, "loud", "x must be a finite number (dB), got 'loud'"),
+        ({"hint": "dB"}, "loud", "x must be a number (finite; dB), got 'loud'"),
     ]
     for kwargs, bad, expected in cases:
         with pytest.raises(ConfigError) as info:

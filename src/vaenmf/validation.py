@@ -187,8 +187,8 @@ def check_number(
         expected = f"finite and {lower[2]} {lower[1]:g}"
     elif below is not None:
         expected = f"finite and < {below:g}"
-    else:
-        expected = "a finite number"
+    else:  # "<key> must be a number (finite; <hint>)": the wording of the earlier beta message, matched on
+        expected, hint = "a number", f"finite; {hint}" if hint else "finite"
     try:
         number = float(value)
     except (TypeError, ValueError):
