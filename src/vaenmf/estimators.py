@@ -11,7 +11,7 @@ import torch
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.errors import ConfigError, VaenmfError
 from vaenmf.models.gamma import sample_gamma
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 
 def _accelerator(device: str | torch.device) -> str:

@@ -23,9 +23,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vaenmf.atomic import write_json_atomic
 from vaenmf.errors import VaenmfError
 from vaenmf.jobfile import COMPONENT_GROUPS, job_identity
-from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit, write_json_atomic
+from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit
 
 log = logging.getLogger("vaenmf.train")
 

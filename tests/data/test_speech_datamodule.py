@@ -9,7 +9,7 @@ import torch
 
 from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
-from vaenmf.data.speech import SpeechDataModule, drop_silent_frames, select_frames
+from vaenmf.data.speech import SpeechDataModule
 from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
 from vaenmf.data.timit import CORE_TEST_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
@@ -196,17 +196,6 @@ def test_config_errors_at_setup():
         SpeechDataModule(corpus="timit").setup()
     with pytest.raises(ConfigError, match="at least 3 speakers"):
         SpeechDataModule(demo_speakers=2).setup()
-
-
-def test_frame_helpers():
-    mag = torch.ones(257, 10)
-    mag[:, 3] = 1e-4  # 80 dB down: dropped
-    assert drop_silent_frames(mag, 40.0).shape == (257, 9)
-    assert drop_silent_frames(mag, None).shape == (257, 10)
-    X = torch.arange(20.0).reshape(1, 20)
-    sel = select_frames(X, 5, np.random.default_rng(0))
-    assert sel.shape == (1, 5) and bool((sel[0, 1:] > sel[0, :-1]).all())
-    assert select_frames(X, 50, np.random.default_rng(0)) is X
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The shared STFT front end: shapes, window, perfect reconstruction."""
+"""The shared STFT front end: shapes, window, perfect reconstruction; context stacking of frames."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from vaenmf.data.features import (
     magnitude_phase,
     n_frames,
     resynthesise,
+    stack_context,
     stft,
 )
 from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
@@ -76,3 +77,46 @@ def test_round_trip_cuda():
     y = istft(stft(x), 8000)
     assert y.device.type == "cuda"
     assert float((y - x).abs().max()) < 1e-5
+
+
+# ------------------------------------------------------------------------------------ context stacking
+def _frames(n: int, m: int) -> torch.Tensor:
+    # Frame t has every entry equal to t (+ a per-bin offset), so positions are easy to read back.
+    return torch.arange(n, dtype=torch.float32).unsqueeze(1) + torch.arange(m) / 100.0
+
+
+def test_stack_context_shapes_and_order() -> None:
+    x = _frames(5, 3)
+    out = stack_context(x, 1)
+    assert out.shape == (5, 9)
+    torch.testing.assert_close(out[2], torch.cat([x[1], x[2], x[3]]))
+    # Edge replication: before the first frame is the first frame, after the last is the last.
+    torch.testing.assert_close(out[0], torch.cat([x[0], x[0], x[1]]))
+    torch.testing.assert_close(out[4], torch.cat([x[3], x[4], x[4]]))
+    out2 = stack_context(x, 2)
+    assert out2.shape == (5, 15)
+    torch.testing.assert_close(out2[0], torch.cat([x[0], x[0], x[0], x[1], x[2]]))
+    torch.testing.assert_close(out2[4], torch.cat([x[2], x[3], x[4], x[4], x[4]]))
+
+
+def test_stack_context_zero_context_single_frame_and_numpy() -> None:
+    x = _frames(4, 2)
+    torch.testing.assert_close(stack_context(x, 0), x)
+    one = stack_context(x[:1], 3)
+    torch.testing.assert_close(one, x[:1].repeat(1, 7))
+    out = stack_context(np.ones((3, 2), dtype=np.float64), 1)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 6) and out.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("frames", "context", "match"),
+    [
+        (torch.ones(3), 1, "nonempty"),
+        (torch.ones(0, 4), 1, "nonempty"),
+        (torch.ones(3, 4), -1, "context"),
+        (torch.ones(3, 4), 1.5, "context"),
+    ],
+)
+def test_stack_context_bad_input(frames, context, match) -> None:
+    with pytest.raises(DataError, match=match):
+        stack_context(frames, context)

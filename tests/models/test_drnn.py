@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vaenmf.data.features import stack_context
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.models.drnn import DRNN, discriminative_loss, stack_context_batch
-from vaenmf.models.encoding_dnn import stack_context
 
 F_BINS = 17
 

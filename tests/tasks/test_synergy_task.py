@@ -10,34 +10,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from vaenmf.metrics import matched_cosine
 from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.tasks.synergy import _previous_result, movement_fingerprint, reconstructions, summarise
+from vaenmf.tasks.synergy import _previous_result, movement_fingerprint, reconstructions
 
 # One subject, two short movements: seconds per job.
 SMALL = ["task=synergy", "data=emg_demo", "data.subjects=[1]", "data.movements=[1,2]", "logger=csv",
          "torch_threads=1"]  # fmt: skip
-
-
-def test_matched_cosine_is_permutation_and_scale_invariant():
-    rng = np.random.default_rng(0)
-    W = rng.gamma(0.5, 1.0, size=(10, 4))
-    assert matched_cosine(W[:, [2, 0, 3, 1]] * 5.0, W) == pytest.approx(1.0)
-    other = rng.gamma(0.5, 1.0, size=(10, 4))
-    assert matched_cosine(other, W) < 0.95
-
-
-def test_summarise_means_over_movements():
-    rows = [
-        {"vaf": {"train/fixed_w": {"overall": 0.9, "per_muscle": [0.8, 1.0]}}, "synergy_recovery": 0.5},
-        {"vaf": {"train/fixed_w": {"overall": 0.7, "per_muscle": [0.6, 0.8]}}, "synergy_recovery": 1.0},
-    ]
-    summary = summarise(rows)
-    entry = summary["train/fixed_w"]
-    assert entry["vaf_mean"] == pytest.approx(0.8) and entry["vaf_min"] == pytest.approx(0.7)
-    assert entry["per_muscle_mean"] == pytest.approx([0.7, 0.9]) and entry["n_movements"] == 2
-    assert summary["synergy_recovery"]["mean"] == pytest.approx(0.75)
 
 
 def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):

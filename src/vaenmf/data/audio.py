@@ -25,6 +25,7 @@ import soundfile as sf
 import torch
 
 from vaenmf.errors import AudioReadError, DataError
+from vaenmf.validation import as_int
 
 __all__ = [
     "NOISEX_SAMPLE_RATE",
@@ -319,10 +320,10 @@ def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
         - wave: ``(..., time)``.
         - output: ``(..., ceil(time * new_sr / orig_sr))``.
     """
-    for name, rate in (("orig_sr", orig_sr), ("new_sr", new_sr)):
-        if isinstance(rate, bool) or int(rate) != rate or rate <= 0:
-            raise DataError(f"{name} must be a positive integer sample rate in Hz, got {rate!r}")
-    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    orig_sr, new_sr = (
+        as_int(rate, name, minimum=1, error=DataError, hint="a sample rate in Hz")
+        for name, rate in (("orig_sr", orig_sr), ("new_sr", new_sr))
+    )
     if orig_sr == new_sr:
         return wave
     import torchaudio.functional as AF  # deferred: torchaudio is slow to import and only needed here

@@ -7,13 +7,16 @@ estimate.
 
 Layout: a spectrogram is ``(..., 257, T)`` (frequency x frames, the paper's ``X`` of shape ``(m, n)``).
 Every function is batched over leading dimensions and runs on whatever device/dtype its input has.
+:func:`stack_context` builds the inputs of the DNN separators from frames in time order, ``(T, 257)``.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from vaenmf.errors import DataError
+from vaenmf.validation import check_int
 
 __all__ = [
     "SAMPLE_RATE",
@@ -27,6 +30,7 @@ __all__ = [
     "magnitude",
     "magnitude_phase",
     "resynthesise",
+    "stack_context",
 ]
 
 SAMPLE_RATE = 16000
@@ -166,3 +170,33 @@ def resynthesise(mag: torch.Tensor, phase: torch.Tensor, length: int) -> torch.T
             f"magnitude {tuple(mag.shape)} and phase {tuple(phase.shape)} must have the same shape"
         )
     return istft(torch.polar(mag, phase.to(mag.dtype)), length)
+
+
+def stack_context(frames: torch.Tensor | np.ndarray, context: int) -> torch.Tensor:
+    """Concatenate each frame with ``context`` frames on each side, replicating the edge frames.
+
+    Row ``t`` of the output is ``[x_{t-c}, ..., x_t, ..., x_{t+c}]`` (oldest first), where indices before the
+    first or after the last frame are clamped to them (edge replication), so the output has one row per input
+    frame.
+
+    Args:
+        frames: Frames of one utterance, in time order.
+        context: Number of frames ``c >= 0`` on each side.
+
+    Returns:
+        The stacked frames (a tensor; numpy input is converted).
+
+    Shape:
+        - frames: ``(n, m)``; output: ``(n, m * (2 c + 1))``.
+
+    Raises:
+        DataError: If ``frames`` is not a nonempty 2-D array or ``context`` is not a nonnegative integer.
+    """
+    x = torch.as_tensor(frames)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise DataError(f"frames must be a nonempty (n, m) matrix, got shape {tuple(x.shape)}")
+    check_int(context, "context", minimum=0, error=DataError)
+    n = x.shape[0]
+    offsets = torch.arange(-int(context), int(context) + 1, device=x.device)
+    index = (torch.arange(n, device=x.device).unsqueeze(1) + offsets).clamp_(0, n - 1)  # (n, 2c+1)
+    return x[index].reshape(n, -1)

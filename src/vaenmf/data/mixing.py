@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from vaenmf.errors import DataError
+from vaenmf.validation import check_number
 
 __all__ = ["snr_db", "mix_at_snr", "random_noise_segment"]
 
@@ -88,8 +89,7 @@ def mix_at_snr(
     """
     s = _as_1d(speech, "speech")
     n = _as_1d(noise, "noise")
-    if not math.isfinite(float(snr_db)):
-        raise DataError(f"snr_db must be a finite number of dB, got {snr_db!r}")
+    check_number(snr_db, "snr_db", error=DataError, hint="dB")
     offset = int(offset)
     length = s.size
     if offset < 0 or offset + length > n.size:

@@ -7,11 +7,8 @@ demo corpora (``corpus="demo"``, no download), and everything it draws is determ
 Splits (DESIGN.md section 4):
 
 - speakers are disjoint between the three uses: dictionary speakers (speech dictionary frames),
-  encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers.
-  TIMIT: test = the core test set (24 speakers, SI+SX, 192 utterances); the TRAIN speakers (SI+SX only) are
-  shuffled with the seed and split ``dict_speaker_fraction`` / rest. Demo (and a TIMIT copy without a
-  TRAIN/TEST split, such as NLTK's sample): speakers are ordered male/female alternately and split
-  about 1/2 dictionary, 1/4 training, 1/4 test (8 speakers: 4/2/2, each half male, half female).
+  encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers; the
+  policy (TIMIT's core test set, the demo's 1/2, 1/4, 1/4) is :mod:`vaenmf.data.splits`;
 - each noise is split by time: the first ``noise_train_fraction`` feeds the noise dictionary and the
   training mixtures, the rest the test mixtures, so no test noise sample is ever seen in training.
 
@@ -22,8 +19,8 @@ second for one noise (about 1.5 s pooled: 60 s of babble is synthesised), frames
 half second.
 
 Speech dictionary frames: near-silent frames (more than ``silence_threshold_db`` = 40 dB below the loudest
-frame of their utterance: pauses, TIMIT's leading/trailing ``h#``) are dropped before the random pick.
-Noise dictionary frames: none dropped. Mixtures whose peak would exceed 0.99 are scaled down as a whole
+frame of their utterance: pauses, TIMIT's leading/trailing ``h#``) are dropped before the random pick
+(:mod:`vaenmf.data.frames`). Noise dictionary frames: none dropped. Mixtures whose peak would exceed 0.99 are scaled down as a whole
 (speech, noise and mixture together; SNR unchanged; recorded in ``Mixture.scale``).
 """
 
@@ -31,9 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +37,16 @@ import torch
 
 from vaenmf.data.audio import read_audio
 from vaenmf.data.features import SAMPLE_RATE, magnitude
+from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
 from vaenmf.data.noisex import find_noise_file
-from vaenmf.data.synthetic import Utterance, make_noise, make_speakers, make_utterance, stream_rng
-from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
-from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
+from vaenmf.data.records import Mixture, SpeechItem
+from vaenmf.data.splits import balanced_subset, partition_by_speaker, three_way_speaker_split, timit_pools
+from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
+from vaenmf.errors import ConfigError, DataError
+from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
-__all__ = ["Mixture", "SpeechDataModule", "select_frames", "drop_silent_frames"]
+__all__ = ["SpeechDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -60,161 +58,6 @@ _KINDS = {"factory": ("factory",), "babble": ("babble",), "pooled": ("factory", 
 _S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX = range(10, 16)
 # Peak the mixture may reach before speech, noise and mixture are scaled down together.
 _MAX_PEAK = 0.99
-
-
-@dataclass
-class Mixture:
-    """A noisy utterance and its parts.
-
-    ``mixture == speech + noise`` holds exactly up to float32 rounding, and ``snr_db(speech, noise) == snr``.
-
-    Attributes:
-        name: Unique name, ``<utterance>_<noise_kind>_<snr>dB``.
-        snr: The SNR in dB the noise was scaled to (over the whole utterance).
-        noise_kind: ``"factory"`` or ``"babble"``.
-        speech: Clean speech.
-        noise: The scaled noise segment, as mixed.
-        mixture: ``speech + noise``.
-        sr: Sample rate in Hz.
-        speaker: Speaker id.
-        utterance: Utterance name (without noise/SNR).
-        noise_offset: Start of the segment in the full noise recording (samples at ``sr``).
-        scale: Factor applied jointly to speech, noise and mixture to keep the mixture's peak below 1
-            (1.0 when no scaling was needed).
-
-    Shape:
-        - speech, noise, mixture: ``(time,)``, float32.
-    """
-
-    name: str
-    snr: float
-    noise_kind: str
-    speech: torch.Tensor
-    noise: torch.Tensor
-    mixture: torch.Tensor
-    sr: int
-    speaker: str = ""
-    utterance: str = ""
-    noise_offset: int = -1
-    scale: float = 1.0
-
-
-@dataclass
-class _SpeechItem:
-    """An utterance that is read (TIMIT) or synthesised (demo) when needed, so setup() stays cheap."""
-
-    speaker: str
-    name: str
-    path: Path | None = None
-    synth: Callable[[], Utterance] | None = field(default=None, repr=False)
-
-    def load(self) -> torch.Tensor:
-        if self.synth is not None:
-            return self.synth().wave
-        assert self.path is not None
-        wave, _ = read_audio(self.path, target_sr=SAMPLE_RATE)
-        return wave
-
-
-def drop_silent_frames(mag: torch.Tensor, threshold_db: float | None = 40.0) -> torch.Tensor:
-    """Remove frames whose energy is more than ``threshold_db`` below the loudest frame of the utterance.
-
-    Why: pauses and leading/trailing silence carry no speech structure; in a dictionary they waste atoms on
-    near-zero columns and are degenerate for scale-invariant costs (Itakura-Saito). The threshold is relative
-    to the utterance, so it does not depend on the recording level.
-
-    Args:
-        mag: Magnitude spectrogram of one utterance.
-        threshold_db: Drop frames below ``max frame energy - threshold_db``; None or <= 0 keeps all frames.
-
-    Shape:
-        - mag: ``(257, T)``; output ``(257, T')`` with ``T' <= T``.
-    """
-    if threshold_db is None or threshold_db <= 0:
-        return mag
-    energy = mag.pow(2).sum(dim=0)
-    keep = energy >= energy.max() * 10.0 ** (-float(threshold_db) / 10.0)
-    return mag[:, keep]
-
-
-def select_frames(X: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """Pick ``min(n, X.shape[1])`` columns of ``X`` uniformly at random without replacement, in time order.
-
-    Shape:
-        - X: ``(m, N)``; output ``(m, min(n, N))``.
-    """
-    total = X.shape[1]
-    if n >= total:
-        return X
-    idx = np.sort(rng.choice(total, size=int(n), replace=False))
-    return X[:, torch.from_numpy(idx)]
-
-
-def _gender_interleaved(speakers: Sequence[str]) -> list[str]:
-    """Sort speakers, then alternate male/female (TIMIT and demo ids start with the gender letter)."""
-    males = sorted(s for s in speakers if s.upper().startswith("M"))
-    others = sorted(s for s in speakers if not s.upper().startswith("M"))
-    out = []
-    for i in range(max(len(males), len(others))):
-        out += males[i : i + 1] + others[i : i + 1]
-    return out
-
-
-def _three_way_speaker_split(speakers: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """About 1/2 dictionary, 1/4 training, 1/4 test; each part gender-balanced where possible."""
-    n = len(speakers)
-    if n < 3:
-        raise ConfigError(
-            f"need at least 3 speakers for disjoint dictionary/training/test speakers, got {n}; "
-            "increase demo_speakers"
-        )
-    order = _gender_interleaved(speakers)
-    n_test = max(1, round(n / 4))
-    n_train = max(1, round(n / 4))
-    n_dict = n - n_test - n_train
-    return order[:n_dict], order[n_dict : n_dict + n_train], order[n_dict + n_train :]
-
-
-def _balanced_subset(
-    items: list[_SpeechItem], n: int | None, rng: np.random.Generator | None
-) -> list[_SpeechItem]:
-    """Up to ``n`` items spread over speakers: round robin over speakers (shuffled within each with ``rng``)."""
-    if n is None or n >= len(items):
-        return list(items)
-    by_speaker: dict[str, list[_SpeechItem]] = {}
-    for it in items:
-        by_speaker.setdefault(it.speaker, []).append(it)
-    speakers = sorted(by_speaker)
-    if rng is not None:
-        speakers = [speakers[i] for i in rng.permutation(len(speakers))]
-        for s in speakers:
-            by_speaker[s] = [by_speaker[s][i] for i in rng.permutation(len(by_speaker[s]))]
-    out: list[_SpeechItem] = []
-    depth = 0
-    while len(out) < n:
-        for s in speakers:
-            if depth < len(by_speaker[s]) and len(out) < n:
-                out.append(by_speaker[s][depth])
-        depth += 1
-    return out
-
-
-def _as_snrs(values: Sequence[float], name: str) -> tuple[float, ...]:
-    try:
-        snrs = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a list of numbers (dB), got {values!r}") from None
-    if not snrs or not all(math.isfinite(v) for v in snrs):
-        raise ConfigError(f"{name} must be a nonempty list of finite SNRs in dB, got {values!r}")
-    return snrs
-
-
-def _positive_int_or_none(value: int | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
-    return int(value)
 
 
 def _snr_tag(snr: float) -> str:
@@ -276,40 +119,40 @@ class SpeechDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if corpus not in CORPORA:
-            raise ConfigError(f"data.corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
-        if noise not in NOISE_CHOICES:
-            raise ConfigError(f"data.noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
-        if not 0.0 < float(noise_train_fraction) < 1.0:
-            raise ConfigError(f"data.noise_train_fraction must be in (0, 1), got {noise_train_fraction!r}")
-        if not 0.0 < float(dict_speaker_fraction) < 1.0:
-            raise ConfigError(f"data.dict_speaker_fraction must be in (0, 1), got {dict_speaker_fraction!r}")
-        if not float(demo_noise_seconds) > 0:
-            raise ConfigError(f"data.demo_noise_seconds must be positive, got {demo_noise_seconds!r}")
-        self.corpus = corpus
-        self.noise = noise
+        self.corpus = check_choice(corpus, CORPORA, "data.corpus")
+        self.noise = check_choice(noise, NOISE_CHOICES, "data.noise")
+        self.noise_train_fraction = check_number(
+            noise_train_fraction, "data.noise_train_fraction", above=0, below=1
+        )
+        self.dict_speaker_fraction = check_number(
+            dict_speaker_fraction, "data.dict_speaker_fraction", above=0, below=1
+        )
+        self.demo_noise_seconds = check_number(demo_noise_seconds, "data.demo_noise_seconds", above=0)
         self.noise_kinds: tuple[str, ...] = _KINDS[noise]
         self.data_root = data_root
         self.timit_root = timit_root
         self.noisex_root = noisex_root
-        self.dict_speech_frames = _positive_int_or_none(dict_speech_frames, "data.dict_speech_frames")
-        self.dict_noise_frames = _positive_int_or_none(dict_noise_frames, "data.dict_noise_frames")
-        if self.dict_speech_frames is None or self.dict_noise_frames is None:
-            raise ConfigError("data.dict_speech_frames and data.dict_noise_frames must be positive integers")
-        self.n_train_utterances = _positive_int_or_none(n_train_utterances, "data.n_train_utterances")
-        self.n_test_utterances = _positive_int_or_none(n_test_utterances, "data.n_test_utterances")
-        self.train_snrs = _as_snrs(train_snrs, "data.train_snrs")
-        self.test_snrs = _as_snrs(test_snrs, "data.test_snrs")
-        self.noise_train_fraction = float(noise_train_fraction)
+        self.dict_speech_frames = as_int(dict_speech_frames, "data.dict_speech_frames", minimum=1)
+        self.dict_noise_frames = as_int(dict_noise_frames, "data.dict_noise_frames", minimum=1)
+        self.n_train_utterances = as_int(
+            n_train_utterances, "data.n_train_utterances", minimum=1, allow_none=True
+        )
+        self.n_test_utterances = as_int(
+            n_test_utterances, "data.n_test_utterances", minimum=1, allow_none=True
+        )
+        self.train_snrs = check_number_list(train_snrs, "data.train_snrs", hint="SNRs in dB")
+        self.test_snrs = check_number_list(test_snrs, "data.test_snrs", hint="SNRs in dB")
         self.seed = int(seed)
         self.demo_speakers = int(demo_speakers)
         self.demo_utts_per_speaker = int(demo_utts_per_speaker)
-        self.demo_noise_seconds = float(demo_noise_seconds)
         self.silence_threshold_db = None if silence_threshold_db is None else float(silence_threshold_db)
-        self.mixtures_per_train_utterance = int(
-            _positive_int_or_none(mixtures_per_train_utterance, "data.mixtures_per_train_utterance") or 1
+        # None: the default, one mixture per training utterance.
+        self.mixtures_per_train_utterance = (
+            as_int(
+                mixtures_per_train_utterance, "data.mixtures_per_train_utterance", minimum=1, allow_none=True
+            )
+            or 1
         )
-        self.dict_speaker_fraction = float(dict_speaker_fraction)
         self.sr = SAMPLE_RATE
         self._ready = False
         self._cache: dict[str, object] = {}
@@ -335,12 +178,9 @@ class SpeechDataModule(pl.LightningDataModule):
         if self._ready:
             return
         if self.corpus == "demo":
-            if self.demo_utts_per_speaker < 1:
-                raise ConfigError(
-                    f"data.demo_utts_per_speaker must be >= 1, got {self.demo_utts_per_speaker}"
-                )
+            check_int(self.demo_utts_per_speaker, "data.demo_utts_per_speaker", minimum=1)
             items = [
-                _SpeechItem(
+                SpeechItem(
                     spk.name,
                     f"{spk.name}_u{j:02d}",
                     synth=functools.partial(make_utterance, spk, i, j, self.seed, self.sr),
@@ -348,15 +188,15 @@ class SpeechDataModule(pl.LightningDataModule):
                 for i, spk in enumerate(make_speakers(self.demo_speakers, self.seed))
                 for j in range(self.demo_utts_per_speaker)
             ]
-            dict_spk, train_spk, test_spk = _three_way_speaker_split(sorted({it.speaker for it in items}))
-            dict_items = [it for it in items if it.speaker in dict_spk]
-            train_items = [it for it in items if it.speaker in train_spk]
-            test_items = [it for it in items if it.speaker in test_spk]
+            dict_spk, train_spk, test_spk = three_way_speaker_split(sorted({it.speaker for it in items}))
+            dict_items, train_items, test_items = partition_by_speaker(items, dict_spk, train_spk, test_spk)
             noises = {k: make_noise(k, self.demo_noise_seconds, self.seed) for k in self.noise_kinds}
             self.noise_sources = {k: f"demo:{k}(seed={self.seed})" for k in self.noise_kinds}
         else:
             timit_root, noisex_root = self._roots()
-            dict_items, train_items, test_items = self._timit_items(timit_root)
+            dict_items, train_items, test_items = timit_pools(
+                timit_root, self.dict_speaker_fraction, stream_rng(self.seed, _S_SPLIT)
+            )
             dict_spk = sorted({it.speaker for it in dict_items})
             train_spk = sorted({it.speaker for it in train_items})
             test_spk = sorted({it.speaker for it in test_items})
@@ -377,10 +217,10 @@ class SpeechDataModule(pl.LightningDataModule):
         assert not overlap, f"speaker splits overlap: {sorted(overlap)}"  # by construction
 
         self._dict_items = dict_items
-        self._train_items = _balanced_subset(
+        self._train_items = balanced_subset(
             train_items, self.n_train_utterances, stream_rng(self.seed, _S_SUBSET)
         )
-        self._test_items = _balanced_subset(test_items, self.n_test_utterances, None)
+        self._test_items = balanced_subset(test_items, self.n_test_utterances, None)
         if not self._dict_items or not self._train_items or not self._test_items:
             raise DataError(
                 f"empty split: {len(self._dict_items)} dictionary, {len(self._train_items)} training and "
@@ -395,50 +235,6 @@ class SpeechDataModule(pl.LightningDataModule):
                 raise DataError(f"the {k} noise ({wave.numel()} samples) is too short to split")
         self._cache.clear()
         self._ready = True
-
-    def _timit_items(self, root: Path) -> tuple[list[_SpeechItem], list[_SpeechItem], list[_SpeechItem]]:
-        utts = index_timit(root)
-        test = core_test_set(utts)
-        pool = dictionary_pool(utts)
-
-        def items(us) -> list[_SpeechItem]:
-            return [_SpeechItem(u.speaker, u.name, path=u.path) for u in us]
-
-        if test:
-            if len(test) != 192:
-                log.warning("TIMIT core test set under %s has %d utterances (expected 192)", root, len(test))
-            train_speakers = sorted({u.speaker for u in pool if u.split == "TRAIN"})
-            if len(train_speakers) < 2:
-                raise CorpusLayoutError(
-                    f"TIMIT at {root} has {len(train_speakers)} TRAIN speakers with SI/SX utterances; need >= 2 "
-                    "(dictionary and encoder-training speakers must differ)"
-                )
-            perm = stream_rng(self.seed, _S_SPLIT).permutation(len(train_speakers))
-            shuffled = [train_speakers[i] for i in perm]
-            n_dict = min(max(1, round(self.dict_speaker_fraction * len(shuffled))), len(shuffled) - 1)
-            dict_spk, train_spk = set(shuffled[:n_dict]), set(shuffled[n_dict:])
-            pool = [u for u in pool if u.split == "TRAIN"]
-            return (
-                items(u for u in pool if u.speaker in dict_spk),
-                items(u for u in pool if u.speaker in train_spk),
-                items(test),
-            )
-        if any(u.split == "TEST" for u in utts):
-            raise CorpusLayoutError(
-                f"TIMIT at {root} has a TEST split but none of the 24 core test speakers (e.g. TEST/DR1/MDAB0)"
-            )
-        # No TRAIN/TEST split (e.g. NLTK's sample): split its speakers like the demo corpus.
-        log.warning(
-            "TIMIT at %s has no TRAIN/TEST split; splitting its %s speakers 1/2, 1/4, 1/4",
-            root,
-            len({u.speaker for u in pool}),
-        )
-        dict_spk, train_spk, test_spk = _three_way_speaker_split(sorted({u.speaker for u in pool}))
-        return (
-            items(u for u in pool if u.speaker in dict_spk),
-            items(u for u in pool if u.speaker in train_spk),
-            items(u for u in pool if u.speaker in test_spk),
-        )
 
     def _check_ready(self) -> None:
         if not self._ready:
@@ -550,7 +346,7 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def _mix(
         self,
-        item: _SpeechItem,
+        item: SpeechItem,
         speech: torch.Tensor,
         kind: str,
         snr: float,

@@ -19,25 +19,12 @@ from vaenmf.data.ninapro import (
 )
 from vaenmf.data.synthetic_emg import DemoEMGSpec, generate_emg_recording
 from vaenmf.errors import ConfigError
+from vaenmf.validation import as_int_list, check_choice
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("demo", "ninapro")
 SPLITS = ("train", "test")
-
-
-def _int_list(values: Sequence[int] | None, key: str, allow_none: bool = False) -> list[int] | None:
-    if values is None:
-        if allow_none:
-            return None
-        raise ConfigError(f"{key} must be a list of positive integers, got null")
-    try:
-        out = [int(v) for v in values]
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{key} must be a list of positive integers, got {values!r}") from err
-    if not out or min(out) < 1:
-        raise ConfigError(f"{key} must be a non-empty list of positive integers, got {out}")
-    return out
 
 
 class SynergyDataModule(pl.LightningDataModule):
@@ -75,17 +62,15 @@ class SynergyDataModule(pl.LightningDataModule):
         demo_noise_sigma: float = 0.15,
     ) -> None:
         super().__init__()
-        if corpus not in CORPORA:
-            raise ConfigError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
-        self.corpus = corpus
+        self.corpus = check_choice(corpus, CORPORA, "data.corpus")
         self.root = root or (str(Path(data_root) / "ninapro_db1") if data_root else None)
-        self.subject_ids = _int_list(subjects, "data.subjects")
-        self.exercises = _int_list(exercises, "data.exercises")
+        self.subject_ids = as_int_list(subjects, "data.subjects")
+        self.exercises = as_int_list(exercises, "data.exercises")
         if any(e not in (1, 2, 3) for e in self.exercises):
             raise ConfigError(f"data.exercises must be among [1, 2, 3] (Ninapro DB1), got {self.exercises}")
-        self.movement_ids = _int_list(movements, "data.movements", allow_none=True)
-        self.train_repetitions = _int_list(train_repetitions, "data.train_repetitions")
-        self.test_repetitions = _int_list(test_repetitions, "data.test_repetitions")
+        self.movement_ids = as_int_list(movements, "data.movements", allow_none=True)
+        self.train_repetitions = as_int_list(train_repetitions, "data.train_repetitions")
+        self.test_repetitions = as_int_list(test_repetitions, "data.test_repetitions")
         overlap = set(self.train_repetitions) & set(self.test_repetitions)
         if overlap:
             raise ConfigError(

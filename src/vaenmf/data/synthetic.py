@@ -33,6 +33,7 @@ import scipy.signal as sps
 import torch
 
 from vaenmf.errors import ConfigError
+from vaenmf.validation import as_int
 
 __all__ = [
     "SYNTH_SAMPLE_RATE",
@@ -178,8 +179,7 @@ def make_speakers(n_speakers: int, seed: int = 0, prefix: str | None = None) -> 
     Returns:
         The speaker profiles.
     """
-    if n_speakers < 0:
-        raise ConfigError(f"n_speakers must be >= 0, got {n_speakers}")
+    as_int(n_speakers, "n_speakers", minimum=0)
     stream = _STREAM_SPEAKER if prefix is None else _STREAM_BABBLE
     speakers = []
     for i in range(int(n_speakers)):
@@ -428,11 +428,8 @@ def make_speech_corpus(
     Returns:
         Utterances, ordered by speaker then utterance index.
     """
-    if n_speakers < 1 or utts_per_speaker < 1:
-        raise ConfigError(
-            f"the demo corpus needs n_speakers >= 1 and utts_per_speaker >= 1, got {n_speakers} and "
-            f"{utts_per_speaker}"
-        )
+    as_int(n_speakers, "n_speakers", minimum=1)
+    as_int(utts_per_speaker, "utts_per_speaker", minimum=1)
     return [
         make_utterance(speaker, i, j, seed, sr)
         for i, speaker in enumerate(make_speakers(n_speakers, seed))

@@ -1,6 +1,6 @@
 """Plain ``nn.Module`` models (no Lightning): VAE-NMF, its Gamma sampler and KL, and the Kang et al. DNN."""
 
-from vaenmf.models.encoding_dnn import EncodingDNN, stack_context
+from vaenmf.models.encoding_dnn import EncodingDNN
 from vaenmf.models.gamma import (
     AUTO_BOOST_SHAPE,
     SAMPLERS,
@@ -21,5 +21,4 @@ __all__ = [
     "rsvi_boost",
     "sample_gamma",
     "sample_gamma_rsvi",
-    "stack_context",
 ]

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vaenmf.data.features import stack_context
 from vaenmf.errors import ConfigError, DataError
-from vaenmf.models.encoding_dnn import stack_context
+from vaenmf.validation import check_choice, check_int, check_number
 
 __all__ = ["INPUT_TRANSFORMS", "DRNN", "discriminative_loss", "stack_context_batch"]
 
@@ -23,7 +24,7 @@ INPUT_TRANSFORMS: tuple[str, ...] = ("log1p", "none")
 
 
 def stack_context_batch(x: Tensor, context: int) -> Tensor:
-    """:func:`~vaenmf.models.encoding_dnn.stack_context` applied to every sequence of a batch at once.
+    """:func:`~vaenmf.data.features.stack_context` applied to every sequence of a batch at once.
 
     Frame ``t`` of sequence ``b`` becomes ``[x_{b,t-c}, ..., x_{b,t}, ..., x_{b,t+c}]`` (oldest first) with the
     edge frames of each sequence replicated, exactly as :func:`stack_context` does for one utterance. The
@@ -104,18 +105,13 @@ class DRNN(nn.Module):
             ("recurrent_layer", recurrent_layer, 1),
             ("context", context, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(value, name, minimum=low)
         if recurrent_layer > n_layers:
             raise ConfigError(
                 f"recurrent_layer must be one of the hidden layers 1..{n_layers}, got {recurrent_layer}"
             )
-        if input_transform not in INPUT_TRANSFORMS:
-            raise ConfigError(
-                f"unknown input_transform {input_transform!r}; expected one of {list(INPUT_TRANSFORMS)}"
-            )
-        if not float(eps) > 0:
-            raise ConfigError(f"eps must be > 0, got {eps!r}")
+        check_choice(input_transform, INPUT_TRANSFORMS, "input_transform")
+        check_number(eps, "eps", above=0)
         self.n_features, self.context = n_features, context
         self.recurrent_layer = recurrent_layer
         self.input_transform = input_transform
@@ -205,8 +201,7 @@ def discriminative_loss(
             "y1, y2, speech and noise must have the same shape, got "
             f"{tuple(y1.shape)}, {tuple(y2.shape)}, {tuple(speech.shape)}, {tuple(noise.shape)}"
         )
-    if reduction not in ("sum", "mean"):
-        raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    check_choice(reduction, ("sum", "mean"), "reduction")
     own = (y1 - speech).square().sum() + (y2 - noise).square().sum()
     other = (y1 - noise).square().sum() + (y2 - speech).square().sum()
     loss = 0.5 * (own - gamma * other)

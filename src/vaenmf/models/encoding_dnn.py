@@ -3,53 +3,23 @@
 The network maps a noisy magnitude frame (with ``context`` neighbouring frames on each side) to the
 concatenated activations ``[h^s; h^n]`` that the fixed speech and noise dictionaries would give for the clean
 speech and the noise that were mixed; the enhancement then uses ``W^s h^s`` and ``W^n h^n`` in a Wiener-type
-mask. Only the module and the context stacking live here; training is a system's job.
+mask. Only the module lives here (the context stacking of its input is
+:func:`vaenmf.data.features.stack_context`); training is a system's job.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vaenmf.errors import ConfigError, DataError
+from vaenmf.errors import DataError
+from vaenmf.validation import check_choice, check_int
 
-__all__ = ["OUTPUT_ACTIVATIONS", "EncodingDNN", "stack_context"]
+__all__ = ["OUTPUT_ACTIVATIONS", "EncodingDNN"]
 
 #: Nonnegative output maps of :class:`EncodingDNN`.
 OUTPUT_ACTIVATIONS: tuple[str, ...] = ("softplus", "relu")
-
-
-def stack_context(frames: Tensor | np.ndarray, context: int) -> Tensor:
-    """Concatenate each frame with ``context`` frames on each side, replicating the edge frames.
-
-    Row ``t`` of the output is ``[x_{t-c}, ..., x_t, ..., x_{t+c}]`` (oldest first), where indices before the
-    first or after the last frame are clamped to them (edge replication), so the output has one row per input
-    frame.
-
-    Args:
-        frames: Frames of one utterance, in time order.
-        context: Number of frames ``c >= 0`` on each side.
-
-    Returns:
-        The stacked frames (a tensor; numpy input is converted).
-
-    Shape:
-        - frames: ``(n, m)``; output: ``(n, m * (2 c + 1))``.
-
-    Raises:
-        DataError: If ``frames`` is not a nonempty 2-D array or ``context`` is not a nonnegative integer.
-    """
-    x = torch.as_tensor(frames)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise DataError(f"frames must be a nonempty (n, m) matrix, got shape {tuple(x.shape)}")
-    if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 0:
-        raise DataError(f"context must be a nonnegative integer, got {context!r}")
-    n = x.shape[0]
-    offsets = torch.arange(-int(context), int(context) + 1, device=x.device)
-    index = (torch.arange(n, device=x.device).unsqueeze(1) + offsets).clamp_(0, n - 1)  # (n, 2c+1)
-    return x[index].reshape(n, -1)
 
 
 class EncodingDNN(nn.Module):
@@ -64,7 +34,7 @@ class EncodingDNN(nn.Module):
     Args:
         n_features: Bins ``m`` of one frame (257 for the paper's STFT).
         rank: ``r``, the number of atoms of *each* dictionary; the output is ``2 r`` (speech then noise).
-        context: Frames ``c`` on each side in the input (input width ``m (2 c + 1)``; see :func:`stack_context`).
+        context: Frames ``c`` on each side in the input (input width ``m (2 c + 1)``; see :func:`~vaenmf.data.features.stack_context`).
         hidden: Width of the hidden layers (400).
         n_layers: Number of hidden layers (3).
         input_transform: ``"log1p"`` or ``"none"``.
@@ -99,16 +69,9 @@ class EncodingDNN(nn.Module):
             ("hidden", hidden, 1),
             ("n_layers", n_layers, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if input_transform not in ("log1p", "none"):
-            raise ConfigError(
-                f"unknown input_transform {input_transform!r}; expected one of ['log1p', 'none']"
-            )
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ConfigError(
-                f"unknown output_activation {output_activation!r}; expected one of {list(OUTPUT_ACTIVATIONS)}"
-            )
+            check_int(value, name, minimum=low)
+        check_choice(input_transform, ("log1p", "none"), "input_transform")
+        check_choice(output_activation, OUTPUT_ACTIVATIONS, "output_activation")
         self.n_features, self.rank, self.context = n_features, rank, context
         self.input_dim = n_features * (2 * context + 1)
         self.input_transform = input_transform

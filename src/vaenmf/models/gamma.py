@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from vaenmf.errors import ConfigError, DataError
+from vaenmf.validation import check_int
 
 __all__ = [
     "AUTO_BOOST_SHAPE",
@@ -125,8 +126,7 @@ def rsvi_boost(alpha: Tensor, boost: int | None = None) -> Tensor:
     floor_shape = AUTO_BOOST_SHAPE
     minimum = 0
     if boost is not None:
-        if isinstance(boost, bool) or not isinstance(boost, int) or boost < 0:
-            raise DataError(f"boost must be None or a nonnegative integer, got {boost!r}")
+        check_int(boost, "boost", minimum=0, allow_none=True, error=DataError)
         floor_shape, minimum = 1.0, boost
     return torch.ceil(floor_shape - alpha.detach()).clamp_min(minimum)
 

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.models.gamma import SAMPLERS, kl_gamma, rsvi_boost, sample_gamma, sample_gamma_rsvi
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.validation import as_nonnegative_tensor, check_choice, check_int, check_number, check_rank
 
 __all__ = ["ACTIVATIONS", "INPUT_TRANSFORMS", "LIKELIHOODS", "VAENMF"]
 
@@ -31,19 +31,6 @@ LIKELIHOODS: tuple[str, ...] = ("gaussian", "poisson", "exponential")
 INPUT_TRANSFORMS: tuple[str, ...] = ("log1p", "none")
 #: Hidden-layer activations of the encoder MLP.
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
-
-
-def _positive(value: float, name: str, allow_zero: bool = False) -> float:
-    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ConfigError(f"{name} must be finite and {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _choice(value: str, allowed: Sequence[str], name: str) -> str:
-    if value not in allowed:
-        raise ConfigError(f"unknown {name} {value!r}; expected one of {list(allowed)}")
-    return value
 
 
 class VAENMF(nn.Module):
@@ -143,30 +130,29 @@ class VAENMF(nn.Module):
         init_dictionary: Tensor | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ConfigError(f"n_features must be a positive integer, got {n_features!r}")
+        check_int(n_features, "n_features", minimum=1)
         # The decoder is (m, r): the rank can be at most the number of features.
         self.rank = check_rank(rank, (n_features, n_features), name=f"a decoder with n_features={n_features}")
         self.n_features = n_features
         hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ConfigError(f"hidden must be a sequence of positive integers, got {list(hidden)!r}")
-        self.prior_shape = _positive(prior_shape, "prior_shape")
-        self.likelihood = _choice(likelihood, LIKELIHOODS, "likelihood")
-        self.sampler = _choice(sampler, SAMPLERS, "sampler")
+        for i, h in enumerate(hidden):
+            check_int(h, f"hidden[{i}]", minimum=1)
+        self.prior_shape = check_number(prior_shape, "prior_shape", above=0)
+        self.likelihood = check_choice(likelihood, LIKELIHOODS, "likelihood")
+        self.sampler = check_choice(sampler, SAMPLERS, "sampler")
         rsvi_boost(torch.ones(1), boost)  # validates boost (raises DataError on a bad value)
         self.boost = boost
         if score_correction and sampler != "rsvi":
             raise ConfigError("score_correction=True needs sampler='rsvi' (the implicit sampler is exact)")
         self.score_correction = bool(score_correction)
-        self.min_shape = _positive(min_shape, "min_shape")
-        self.min_rate = _positive(min_rate, "min_rate")
-        self.input_transform = _choice(input_transform, INPUT_TRANSFORMS, "input_transform")
-        act = ACTIVATIONS[_choice(activation, tuple(ACTIVATIONS), "activation")]
-        self.noise_var = _positive(noise_var, "noise_var")
-        self.penalty_weight = _positive(penalty_weight, "penalty_weight", allow_zero=True)
-        self.kl_weight = _positive(kl_weight, "kl_weight", allow_zero=True)
-        self.likelihood_floor = _positive(likelihood_floor, "likelihood_floor")
+        self.min_shape = check_number(min_shape, "min_shape", above=0)
+        self.min_rate = check_number(min_rate, "min_rate", above=0)
+        self.input_transform = check_choice(input_transform, INPUT_TRANSFORMS, "input_transform")
+        act = ACTIVATIONS[check_choice(activation, tuple(ACTIVATIONS), "activation")]
+        self.noise_var = check_number(noise_var, "noise_var", above=0)
+        self.penalty_weight = check_number(penalty_weight, "penalty_weight", at_least=0)
+        self.kl_weight = check_number(kl_weight, "kl_weight", at_least=0)
+        self.likelihood_floor = check_number(likelihood_floor, "likelihood_floor", above=0)
 
         layers: list[nn.Module] = []
         width = n_features

@@ -4,13 +4,10 @@ from vaenmf.nmf.divergence import beta_divergence
 from vaenmf.nmf.fit import NMFResult, init_factors, nmf, normalize_dictionary
 from vaenmf.nmf.masks import separate_mu, separate_with_activations, wiener_mask
 from vaenmf.nmf.updates import fit_activations, nmf_iteration_, update_h, update_w
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 
 __all__ = [
     "NMFResult",
-    "as_nonnegative_tensor",
     "beta_divergence",
-    "check_rank",
     "fit_activations",
     "init_factors",
     "nmf",

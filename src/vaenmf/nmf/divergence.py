@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from vaenmf.errors import ConfigError
+from vaenmf.validation import check_number
 
 #: Floor applied to the model ``Y`` (and to ``X`` inside logarithms) so the divergences stay finite.
 EPS = 1e-12
@@ -17,15 +18,7 @@ EPS = 1e-12
 
 def check_beta(beta: float) -> float:
     """Return ``beta`` as a float, rejecting values the divergence is not defined for here."""
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"beta must be a number (0 = Itakura-Saito, 1 = KL, 2 = Euclidean), got {beta!r}"
-        ) from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ConfigError(f"beta must be finite, got {beta!r}")
-    return value
+    return check_number(beta, "beta", hint="0 = Itakura-Saito, 1 = KL, 2 = Euclidean")
 
 
 def beta_divergence(

@@ -9,7 +9,7 @@ import torch
 
 from vaenmf.nmf.divergence import EPS, beta_divergence, check_beta
 from vaenmf.nmf.updates import nmf_iteration_
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 
 @dataclass

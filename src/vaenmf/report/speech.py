@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.report.aggregate import build_ablation, build_table
 from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, table_of_noise
@@ -19,13 +20,6 @@ from vaenmf.report.render import (
 )
 
 __all__ = ["speech_tables_present", "write_speech_report"]
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def speech_tables_present(jobs: Iterable[Job]) -> list[str]:
@@ -79,10 +73,10 @@ def write_speech_report(
     ablations = []
     for t in tables:
         result = build_table(speech, t, expect)
-        written.append(_write_atomic(out / f"{t}.md", render_markdown(result)))
-        written.append(_write_atomic(out / f"{t}.csv", render_csv(result)))
-        written.append(_write_atomic(out / f"{t}.tex", render_latex(result)))
+        written.append(write_text_atomic(out / f"{t}.md", render_markdown(result)))
+        written.append(write_text_atomic(out / f"{t}.csv", render_csv(result)))
+        written.append(write_text_atomic(out / f"{t}.tex", render_latex(result)))
         ablations.append(build_ablation(speech, t, expect))
-    written.append(_write_atomic(out / "ablation.md", render_ablation_markdown(ablations)))
-    written.append(_write_atomic(out / "ablation.csv", render_ablation_csv(ablations)))
+    written.append(write_text_atomic(out / "ablation.md", render_ablation_markdown(ablations)))
+    written.append(write_text_atomic(out / "ablation.csv", render_ablation_csv(ablations)))
     return written

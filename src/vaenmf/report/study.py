@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import DataError
 from vaenmf.report.aggregate import Cell, aggregate_cell
 from vaenmf.report.jobs import Job, dedupe, lookup, to_float
 from vaenmf.report.paper import PAPER_ROWS
-from vaenmf.report.speech import _write_atomic
 
 __all__ = ["StudyRow", "study_rows", "render_study_markdown", "write_study_report"]
 
@@ -182,12 +182,12 @@ def write_study_report(
     rows = study_rows(jobs, keys, extras)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    md = _write_atomic(out / "table.md", render_study_markdown(rows, title, notes))
+    md = write_text_atomic(out / "table.md", render_study_markdown(rows, title, notes))
     record = {
         "title": title,
         "keys": list(keys),
         "notes": list(notes),
         "rows": [_row_record(r) for r in rows],
     }
-    js = _write_atomic(out / "table.json", json.dumps(record, indent=2, default=str, allow_nan=True) + "\n")
+    js = write_text_atomic(out / "table.json", json.dumps(record, indent=2, default=str, allow_nan=True) + "\n")
     return [md, js]

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from vaenmf.atomic import save_figure_atomic, write_text_atomic
 from vaenmf.errors import DataError
 from vaenmf.report.jobs import Job, ReportWarning
-from vaenmf.report.speech import _write_atomic
 
 #: Methods of the figure, in drawing order, with their labels and colours.
 METHODS = {"nmf": ("NMF", "tab:blue"), "vae_nmf": ("VAE-NMF", "tab:red")}
@@ -270,7 +270,7 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
         "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    from vaenmf.tasks.synergy import summarise
+    from vaenmf.metrics import summarise_vaf
 
     for method, (label, _) in METHODS.items():
         for job in [j for j in jobs if j.method == method and j.status != "ok"]:
@@ -279,7 +279,7 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
         if not by_seed and not any(j.method == method for j in jobs):
             lines.append(f"| {label} | - | - | missing (no job) | | | | |")
         for seed in sorted(by_seed, key=lambda s: (s is None, s or 0)):
-            summary = summarise(by_seed[seed])
+            summary = summarise_vaf(by_seed[seed])
             recovery = summary.get("synergy_recovery", {}).get("mean")
             rec = "" if recovery is None else f"{recovery:.3f}"
             for key, entry in sorted(summary.items()):
@@ -321,13 +321,7 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    written = []
-    for ext in ("png", "pdf"):
-        path = out / f"{stem}.{ext}"
-        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.{ext}")
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
-        written.append(path)
+    written = [save_figure_atomic(out / f"{stem}.{ext}", fig, dpi=150) for ext in ("png", "pdf")]
     plt.close(fig)
     return written
 
@@ -345,8 +339,8 @@ def write_synergy_report(jobs: Sequence[Job], out_dir: str | os.PathLike[str]) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
-        _write_atomic(out / "vaf.csv", render_vaf_csv(jobs)),
-        _write_atomic(out / "fig2_vaf.md", render_markdown(jobs, rows)),
+        write_text_atomic(out / "vaf.csv", render_vaf_csv(jobs)),
+        write_text_atomic(out / "fig2_vaf.md", render_markdown(jobs, rows)),
     ]
     figure = plot_figure2(jobs)
     if figure is not None:

@@ -11,8 +11,8 @@ from vaenmf.data.matrix import WholeBatch
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.divergence import EPS, check_beta
 from vaenmf.nmf.dnmf import dnmf_objective, dnmf_update_
-from vaenmf.nmf.validation import as_nonnegative_tensor
 from vaenmf.systems.multiplicative import MultiplicativeUpdateSystem
+from vaenmf.validation import as_nonnegative_tensor, check_int
 
 #: Keys of a DNMF training batch.
 BATCH_KEYS = ("M", "S", "H")
@@ -71,8 +71,7 @@ class DNMFSystem(MultiplicativeUpdateSystem):
     ) -> None:
         super().__init__()
         check_beta(beta)
-        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
-            raise ConfigError(f"eval_every must be an integer >= 0 (0: never log), got {eval_every!r}")
+        check_int(eval_every, "eval_every", minimum=0, hint="0: never log")
         W_speech = as_nonnegative_tensor(W_speech, "DNMF speech analysis bases", dtype=torch.float32)
         W_noise = as_nonnegative_tensor(W_noise, "DNMF noise analysis bases", dtype=torch.float32)
         if W_speech.dim() != 2 or W_noise.dim() != 2 or W_speech.shape[0] != W_noise.shape[0]:

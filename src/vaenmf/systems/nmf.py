@@ -8,8 +8,8 @@ from vaenmf.errors import ConfigError
 from vaenmf.nmf.divergence import EPS, beta_divergence, check_beta
 from vaenmf.nmf.fit import init_factors, normalize_dictionary
 from vaenmf.nmf.updates import nmf_iteration_
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.systems.multiplicative import MultiplicativeUpdateSystem
+from vaenmf.validation import as_nonnegative_tensor, check_int, check_rank
 
 
 class NMFSystem(MultiplicativeUpdateSystem):
@@ -55,8 +55,7 @@ class NMFSystem(MultiplicativeUpdateSystem):
         super().__init__()
         check_rank(rank, (n_features, n_frames))
         check_beta(beta)
-        if updates_per_step < 1:
-            raise ConfigError(f"updates_per_step must be >= 1, got {updates_per_step}")
+        check_int(updates_per_step, "updates_per_step", minimum=1)
         self.save_hyperparameters()
         self.register_buffer("W", torch.zeros(n_features, rank))
         self.register_buffer("H", torch.zeros(rank, n_frames))

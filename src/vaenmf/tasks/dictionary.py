@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,10 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from vaenmf.atomic import save_torch_atomic
+from vaenmf.callbacks import EpochProgressBar
 from vaenmf.data.matrix import MatrixDataModule
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
-from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, source_hash, training_length
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +68,7 @@ class DictionaryCache:
             return None
 
     def save(self, key: str, W: torch.Tensor) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(W.detach().cpu().clone(), tmp)
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_torch_atomic(self.path(key), W.detach().cpu().clone())
 
 
 def fit_dictionary_stage(

@@ -11,15 +11,15 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vaenmf.callbacks import EpochProgressBar
 from vaenmf.data.features import magnitude
 from vaenmf.errors import ConfigError, DataError, VaenmfError
 from vaenmf.nmf.divergence import check_beta
 from vaenmf.nmf.dnmf import dnmf_objective
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.nmf.validation import as_nonnegative_tensor
 from vaenmf.systems.dnmf import dnmf_dataloader
-from vaenmf.systems.progress import EpochProgressBar
 from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.validation import as_nonnegative_tensor
 
 log = logging.getLogger(__name__)
 

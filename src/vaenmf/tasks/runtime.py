@@ -6,9 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -113,34 +111,6 @@ def training_length(node: DictConfig, where: str) -> int:
                 raise ConfigError(f"{where}.{key} must be an integer >= 1, got {value!r}")
             return value
     raise ConfigError(f"{where} must set its length: mu_iterations (multiplicative updates) or epochs")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so that readers never see a half-written file (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_default(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(value)
 
 
 # Lightning warnings that are expected for the full-batch NMF systems (no optimiser, one batch per epoch).

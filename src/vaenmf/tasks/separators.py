@@ -10,10 +10,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vaenmf.data.features import magnitude
+from vaenmf.data.features import magnitude, stack_context
 from vaenmf.data.matrix import TensorDataModule
 from vaenmf.errors import ConfigError
-from vaenmf.models.encoding_dnn import stack_context
 from vaenmf.nmf.masks import separate_mu, separate_with_activations
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.runtime import training_length

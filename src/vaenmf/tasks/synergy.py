@@ -19,10 +19,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +31,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
+from vaenmf.atomic import save_npz_atomic, write_json_atomic
 from vaenmf.errors import ConfigError
-from vaenmf.metrics import matched_cosine, vaf
+from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 from vaenmf.tasks.dictionary import train_dictionary_system
-from vaenmf.tasks.runtime import JobContext, single_threaded, write_json_atomic
+from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
 
@@ -117,29 +116,6 @@ def _movement_result(
     return result, arrays
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean (and spread) of the VAF over subjects and movements, per ``split/reconstruction``."""
-    by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for result in results:
-        for key, entry in result["vaf"].items():
-            by_key[key].append(entry)
-    summary: dict[str, Any] = {}
-    for key, entries in sorted(by_key.items()):
-        overall = np.array([e["overall"] for e in entries], dtype=np.float64)
-        per_muscle = np.array([e["per_muscle"] for e in entries], dtype=np.float64)
-        summary[key] = {
-            "vaf_mean": float(np.nanmean(overall)),
-            "vaf_std": float(np.nanstd(overall)),
-            "vaf_min": float(np.nanmin(overall)),
-            "per_muscle_mean": [float(v) for v in np.nanmean(per_muscle, axis=0)],
-            "n_movements": len(entries),
-        }
-    recovery = [r["synergy_recovery"] for r in results if "synergy_recovery" in r]
-    if recovery:
-        summary["synergy_recovery"] = {"mean": float(np.mean(recovery)), "min": float(np.min(recovery))}
-    return summary
-
-
 def movement_fingerprint(cfg: DictConfig) -> str:
     """Hash of what a movement's result depends on (data, model, reconstruction settings, seed), so results
     left by an earlier attempt are reused only if they were computed the same way."""
@@ -172,12 +148,6 @@ def _previous_result(path: Path, fingerprint: str, needs_figure: bool) -> dict[s
     return result
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _fit_all(
     cfg: DictConfig,
     job: JobContext,
@@ -205,7 +175,7 @@ def _fit_all(
             # The figure's arrays first: a kill between the two writes then leaves the movement to redo, never a
             # finished movement without its figure.
             if is_figure:
-                _save_npz_atomic(figure_path, arrays)
+                save_npz_atomic(figure_path, arrays)
             write_json_atomic(path, result)
             # The movement is recorded; its checkpoints would only fill the disk (1404 fits on full DB1).
             shutil.rmtree(job.checkpoint_dir(stage), ignore_errors=True)
@@ -243,7 +213,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
             "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
         )
 
-    summary = summarise(results)
+    summary = summarise_vaf(results)
     for key, entry in summary.items():
         if "vaf_mean" in entry:
             log.info(

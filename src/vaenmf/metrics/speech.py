@@ -1,9 +1,9 @@
-"""Evaluation metrics: BSS Eval SDR/SIR/SAR, PESQ, STOI and the variance accounted for (VAF).
+"""Speech-enhancement metrics: BSS Eval SDR/SIR/SAR, PESQ and STOI of one utterance.
 
 Every metric is a plain function that takes numpy arrays (torch tensors are accepted and moved to the CPU) and
-returns Python floats or numpy arrays. Nothing here knows about Lightning, Hydra or files.
+returns Python floats. Nothing here knows about Lightning, Hydra or files.
 
-Speech metrics follow the paper's protocol (Section 4 of ``DESIGN.md``):
+The metrics follow the paper's protocol (Section 4 of ``DESIGN.md``):
 
 - SDR, SIR, SAR: BSS Eval v3 (``mir_eval.separation.bss_eval_sources``) with references ``[speech, noise]`` and
   estimates ``[speech_hat, mixture - speech_hat]``; the speech row is reported.
@@ -36,7 +36,6 @@ __all__ = [
     "pesq_mos_lqo_to_raw",
     "stoi_score",
     "score_utterance",
-    "vaf",
     "SCORE_KEYS",
 ]
 
@@ -282,15 +281,15 @@ def score_utterance(
         - all inputs: ``(samples,)``.
 
     References:
-        See :func:`bss_eval_speech` (computed by :class:`vaenmf.bss_eval.SpeechBSSEval`, which shares the
-        reference-side work between the two estimates), :func:`pesq_scores`, :func:`stoi_score`.
+        See :func:`bss_eval_speech` (computed by :class:`vaenmf.metrics.bss_eval.SpeechBSSEval`, which shares
+        the reference-side work between the two estimates), :func:`pesq_scores`, :func:`stoi_score`.
     """
     s = _as_signal(speech, "speech")
     n = _as_signal(noise, "noise")
     s_hat = _as_signal(estimate, "estimate")
     y = _as_signal(mixture, "mixture")
     _same_length(speech=s, noise=n, estimate=s_hat, mixture=y)
-    from vaenmf.bss_eval import SpeechBSSEval
+    from vaenmf.metrics.bss_eval import SpeechBSSEval
 
     # The same BSS Eval v3 numbers as bss_eval_speech (tested to 0.01 dB), with the references' Gram matrices
     # built once for both the estimate and the mixture.
@@ -303,72 +302,3 @@ def score_utterance(
         scores["stoi"] = stoi_score(s, est, sr)
         out.update({f"{k}{suffix}": scores[k] for k in SCORE_KEYS})
     return out
-
-
-def vaf(X: Any, X_hat: Any, axis: int | None = None) -> float | np.ndarray:
-    """Uncentred variance accounted for, ``1 - sum (x - x_hat)^2 / sum x^2``.
-
-    Used for muscle synergies: with EMG ``X`` of shape ``(channels, samples)``, ``axis=1`` gives the VAF of each
-    muscle (channel) and ``axis=None`` the overall VAF. Uncentred (no mean removal), as is usual for synergy
-    analysis of rectified EMG. A row whose ``sum x^2`` is zero has undefined VAF and gives NaN.
-
-    Args:
-        X: Data.
-        X_hat: Reconstruction, same shape.
-        axis: Axis (or axes) to sum over; ``None`` sums over everything.
-
-    Returns:
-        A float when ``axis`` is None, else an array with ``axis`` removed (e.g. ``(channels,)`` for ``axis=1``).
-
-    Raises:
-        DataError: If the shapes differ or the inputs contain NaN/inf.
-
-    Shape:
-        - X, X_hat: ``(channels, samples)`` (any shape works).
-        - output: scalar (``axis=None``) or ``(channels,)`` (``axis=1``).
-
-    References:
-        Torres-Oviedo, Macpherson, Ting. "Muscle synergy organization is robust across a variety of postural
-        perturbations". J Neurophysiol 2006 (uncentred VAF).
-    """
-
-    def as_array(a: Any, name: str) -> np.ndarray:
-        if hasattr(a, "detach"):
-            a = a.detach().cpu().numpy()
-        arr = np.asarray(a, dtype=np.float64)
-        if not np.all(np.isfinite(arr)):
-            raise DataError(f"{name} contains NaN or infinite values; expected finite data")
-        return arr
-
-    x = as_array(X, "X")
-    x_hat = as_array(X_hat, "X_hat")
-    if x.shape != x_hat.shape:
-        raise DataError(f"X and X_hat must have the same shape, got {x.shape} and {x_hat.shape}")
-    num = np.sum((x - x_hat) ** 2, axis=axis)
-    den = np.sum(x**2, axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = 1.0 - num / den
-    out = np.where(den > 0, out, np.nan)
-    return float(out) if axis is None else np.asarray(out)
-
-
-def matched_cosine(W: Any, W_true: Any) -> float:
-    """Mean cosine similarity of dictionary atoms after the best one-to-one pairing (Hungarian method).
-
-    The usual score of dictionary (synergy) recovery: invariant to the atoms' order and scale; 1 means every
-    fitted atom is parallel to a true one. With different ranks the smaller set is paired.
-
-    Shape:
-        W, W_true: ``(m, r)`` and ``(m, r')``, numpy arrays or tensors.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    def unit(a: Any) -> np.ndarray:
-        if hasattr(a, "detach"):
-            a = a.detach().cpu().numpy()
-        a = np.asarray(a, dtype=np.float64)
-        return a / np.maximum(np.linalg.norm(a, axis=0, keepdims=True), 1e-12)
-
-    similarity = unit(W).T @ unit(W_true)
-    rows, cols = linear_sum_assignment(-similarity)
-    return float(similarity[rows, cols].mean())

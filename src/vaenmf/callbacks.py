@@ -1,4 +1,8 @@
-"""A progress bar over epochs, for full-batch systems whose epochs are a single step (NMF, DNMF)."""
+"""Lightning callbacks of the package.
+
+:class:`EpochProgressBar`: a progress bar over epochs, for full-batch systems whose epochs are a single step
+(NMF, DNMF).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar
 from tqdm.auto import tqdm
+
+__all__ = ["EpochProgressBar"]
 
 
 class EpochProgressBar(ProgressBar):

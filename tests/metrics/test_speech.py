@@ -1,4 +1,4 @@
-"""Tests of vaenmf.metrics on short synthetic speech-like signals (16 kHz, 2 s)."""
+"""Tests of vaenmf.metrics.speech on short synthetic speech-like signals (16 kHz, 2 s)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from vaenmf.metrics import (
     pesq_scores,
     score_utterance,
     stoi_score,
-    vaf,
 )
 
 SR = 16000
@@ -189,35 +188,19 @@ def test_score_utterance_keys_and_baseline(signals):
     assert out["pesq_nb"] > out["pesq_nb_input"]
 
 
-# -------------------------------------------------------------------------------------------------- VAF
-def test_vaf_closed_form():
-    rng = np.random.default_rng(0)
-    X = rng.random((10, 200))
-    assert vaf(X, X) == pytest.approx(1.0)
-    assert vaf(X, np.zeros_like(X)) == pytest.approx(0.0)
-    per_row = vaf(X, X, axis=1)
-    assert per_row.shape == (10,)
-    np.testing.assert_allclose(per_row, 1.0)
-    np.testing.assert_allclose(vaf(X, np.zeros_like(X), axis=1), 0.0)
-    # x_hat = c x gives 1 - (1 - c)^2 in every row and overall.
-    np.testing.assert_allclose(vaf(X, 0.5 * X, axis=1), 0.75)
-    assert vaf(X, 0.5 * X) == pytest.approx(0.75)
-    # Overall VAF is the energy-weighted mean of the per-row VAFs.
-    X_hat = X + 0.1 * rng.standard_normal(X.shape)
-    energy = (X**2).sum(axis=1)
-    assert vaf(X, X_hat) == pytest.approx(float((vaf(X, X_hat, axis=1) * energy).sum() / energy.sum()))
-    assert vaf(torch.from_numpy(X), torch.from_numpy(X_hat)) == pytest.approx(vaf(X, X_hat))
-
-
-def test_vaf_errors_and_zero_row():
-    X = np.ones((3, 5))
-    X[1] = 0.0
-    out = vaf(X, X, axis=1)
-    assert out[0] == 1.0 and math.isnan(out[1])
-    with pytest.raises(DataError, match="same shape"):
-        vaf(X, X[:, :4])
-    with pytest.raises(DataError, match="NaN"):
-        vaf(X, np.full_like(X, np.nan))
+def test_score_utterance_uses_the_same_numbers_as_the_mir_eval_wrapper():
+    rng = np.random.default_rng(2)
+    t = np.arange(16000) / 16000
+    s = 0.5 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(
+        len(t)
+    )
+    n = 0.2 * rng.standard_normal(len(t))
+    est = 0.9 * s + 0.1 * n
+    scores = score_utterance(s, n, est, s + n)
+    reference = bss_eval_speech(s, n, est, s + n)
+    for key in ("sdr", "sir", "sar"):
+        assert scores[key] == pytest.approx(reference[key], abs=0.01)
+    assert scores["sdr_input"] == pytest.approx(bss_eval_speech(s, n, s + n, s + n)["sdr"], abs=0.01)
 
 
 # ------------------------------------------------------------------------------------------- real data

@@ -1,0 +1,148 @@
+"""The speaker-split policy of the speech data: which speakers build the dictionary, train, and test.
+
+Speakers are disjoint between the three uses (DESIGN.md section 4): dictionary speakers (speech dictionary
+frames), encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers.
+
+- TIMIT (:func:`timit_pools`): test = the core test set (24 speakers, SI+SX, 192 utterances); the TRAIN
+  speakers (SI+SX only) are shuffled with the given generator and split ``dict_speaker_fraction`` / rest.
+- Demo, and a TIMIT copy without a TRAIN/TEST split such as NLTK's sample (:func:`three_way_speaker_split`):
+  speakers are ordered male/female alternately and split about 1/2 dictionary, 1/4 training, 1/4 test
+  (8 speakers: 4/2/2, each part half male, half female).
+
+:func:`balanced_subset` then picks a number of utterances spread evenly over a part's speakers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vaenmf.data.records import SpeechItem
+from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
+from vaenmf.errors import ConfigError, CorpusLayoutError
+
+__all__ = [
+    "balanced_subset",
+    "gender_interleaved",
+    "partition_by_speaker",
+    "three_way_speaker_split",
+    "timit_pools",
+]
+
+log = logging.getLogger(__name__)
+
+
+def gender_interleaved(speakers: Sequence[str]) -> list[str]:
+    """Sort speakers, then alternate male/female (TIMIT and demo ids start with the gender letter)."""
+    males = sorted(s for s in speakers if s.upper().startswith("M"))
+    others = sorted(s for s in speakers if not s.upper().startswith("M"))
+    out = []
+    for i in range(max(len(males), len(others))):
+        out += males[i : i + 1] + others[i : i + 1]
+    return out
+
+
+def three_way_speaker_split(speakers: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """About 1/2 dictionary, 1/4 training, 1/4 test; each part gender-balanced where possible.
+
+    Raises:
+        ConfigError: With fewer than 3 speakers.
+    """
+    n = len(speakers)
+    if n < 3:
+        raise ConfigError(
+            f"need at least 3 speakers for disjoint dictionary/training/test speakers, got {n}; "
+            "increase demo_speakers"
+        )
+    order = gender_interleaved(speakers)
+    n_test = max(1, round(n / 4))
+    n_train = max(1, round(n / 4))
+    n_dict = n - n_test - n_train
+    return order[:n_dict], order[n_dict : n_dict + n_train], order[n_dict + n_train :]
+
+
+def partition_by_speaker(
+    items: Iterable[SpeechItem], *groups: Collection[str]
+) -> tuple[list[SpeechItem], ...]:
+    """The items of each group of speakers, in the items' order (one list per group)."""
+    items = list(items)
+    return tuple([it for it in items if it.speaker in group] for group in groups)
+
+
+def balanced_subset(
+    items: list[SpeechItem], n: int | None, rng: np.random.Generator | None
+) -> list[SpeechItem]:
+    """Up to ``n`` items spread over speakers: round robin over speakers (shuffled within each with ``rng``)."""
+    if n is None or n >= len(items):
+        return list(items)
+    by_speaker: dict[str, list[SpeechItem]] = {}
+    for it in items:
+        by_speaker.setdefault(it.speaker, []).append(it)
+    speakers = sorted(by_speaker)
+    if rng is not None:
+        speakers = [speakers[i] for i in rng.permutation(len(speakers))]
+        for s in speakers:
+            by_speaker[s] = [by_speaker[s][i] for i in rng.permutation(len(by_speaker[s]))]
+    out: list[SpeechItem] = []
+    depth = 0
+    while len(out) < n:
+        for s in speakers:
+            if depth < len(by_speaker[s]) and len(out) < n:
+                out.append(by_speaker[s][depth])
+        depth += 1
+    return out
+
+
+def timit_pools(
+    root: Path, dict_speaker_fraction: float, rng: np.random.Generator
+) -> tuple[list[SpeechItem], list[SpeechItem], list[SpeechItem]]:
+    """The dictionary, encoder-training and test utterances of a TIMIT copy (see the module docstring).
+
+    Args:
+        root: The TIMIT folder.
+        dict_speaker_fraction: Fraction of the TRAIN speakers that build the speech dictionary.
+        rng: Shuffles the TRAIN speakers (used only when the copy has the core test set).
+
+    Raises:
+        CorpusLayoutError: If the copy has too few TRAIN speakers, or a TEST split without the core test set.
+    """
+    utts = index_timit(root)
+    test = core_test_set(utts)
+    pool = dictionary_pool(utts)
+    if test:
+        if len(test) != 192:
+            log.warning("TIMIT core test set under %s has %d utterances (expected 192)", root, len(test))
+        train_speakers = sorted({u.speaker for u in pool if u.split == "TRAIN"})
+        if len(train_speakers) < 2:
+            raise CorpusLayoutError(
+                f"TIMIT at {root} has {len(train_speakers)} TRAIN speakers with SI/SX utterances; need >= 2 "
+                "(dictionary and encoder-training speakers must differ)"
+            )
+        perm = rng.permutation(len(train_speakers))
+        shuffled = [train_speakers[i] for i in perm]
+        n_dict = min(max(1, round(dict_speaker_fraction * len(shuffled))), len(shuffled) - 1)
+        train_pool = _items(u for u in pool if u.split == "TRAIN")
+        dictionary, training = partition_by_speaker(
+            train_pool, set(shuffled[:n_dict]), set(shuffled[n_dict:])
+        )
+        return dictionary, training, _items(test)
+    if any(u.split == "TEST" for u in utts):
+        raise CorpusLayoutError(
+            f"TIMIT at {root} has a TEST split but none of the 24 core test speakers (e.g. TEST/DR1/MDAB0)"
+        )
+    # No TRAIN/TEST split (e.g. NLTK's sample): split its speakers like the demo corpus.
+    log.warning(
+        "TIMIT at %s has no TRAIN/TEST split; splitting its %s speakers 1/2, 1/4, 1/4",
+        root,
+        len({u.speaker for u in pool}),
+    )
+    groups = three_way_speaker_split(sorted({u.speaker for u in pool}))
+    dictionary, training, testing = partition_by_speaker(_items(pool), *groups)
+    return dictionary, training, testing
+
+
+def _items(utterances: Iterable) -> list[SpeechItem]:
+    return [SpeechItem(u.speaker, u.name, path=u.path) for u in utterances]
