@@ -379,7 +379,8 @@ def test_header_reading_does_not_import_torch(repo_root):
     import sys
 
     code = (
-        "import sys; import vaenmf.data.audio, vaenmf.data.noisex, vaenmf.data.timit, vaenmf.data.ninapro; "
+        "import sys; import vaenmf.data.audio, vaenmf.data.noisex, vaenmf.data.timit, vaenmf.data.ninapro, "
+        "vaenmf.data.check, vaenmf.data.cli; "
         "print('torch' in sys.modules)"
     )
     env = {"PYTHONPATH": str(repo_root / "src"), "PATH": "/usr/bin:/bin"}
