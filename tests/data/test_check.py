@@ -206,6 +206,7 @@ def test_missing_noise_and_low_rate_noise(corpora, sparse_audio):
         ("garbage", "unknown format"),
         ("rate0", "sample rate 0 Hz cannot be resampled"),
         ("coprime", "cannot resample"),
+        ("shorten", "compressed with 'pcm,embedded-shorten-v2.00', which soundfile cannot decode"),
     ],
 )
 def test_broken_files_are_named_with_the_reason(corpora, write_sphere, damage, reason):
@@ -218,8 +219,12 @@ def test_broken_files_are_named_with_the_reason(corpora, write_sphere, damage, r
         victim.write_bytes(b"\x00\x01junk" * 100)
     elif damage == "rate0":
         write_sphere(victim, np.zeros(100, np.int16), sr=0)
-    else:
+    elif damage == "coprime":
         write_sphere(victim, np.zeros(100, np.int16), sr=16001)
+    else:  # LDC's original CD-ROM files are shorten-compressed; they need sph2pipe first
+        raw = victim.read_bytes()
+        head = raw[:1024].replace(b"end_head", b"sample_coding -s26 pcm,embedded-shorten-v2.00\nend_head", 1)
+        victim.write_bytes(head[:1024] + raw[1024:])
     report = check_corpora(corpora)
     errors = _messages(report, "error", "table1")
     assert any(m.startswith(str(victim)) and reason in m for m in errors), errors
