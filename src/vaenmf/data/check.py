@@ -155,6 +155,7 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
 
     def add(self, level: str, corpus: str, message: str, experiments: Iterable[str] = (), **kw: Any) -> None:
+        """Record a :class:`Finding` (``kw``: ``path``, ``kind``)."""
         assert level in _LEVELS, level
         self.findings.append(Finding(level, corpus, message, tuple(experiments), **kw))
 
