@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
 
 from vaenmf.errors import ConfigError, DataError, VaenmfError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the header checks of vaenmf-data stay light
+    import torch
 
 __all__ = [
     "as_int",
@@ -255,6 +257,8 @@ def as_nonnegative_tensor(
     Shape:
         - X: any shape; output: the same shape.
     """
+    import torch
+
     t = torch.as_tensor(X)
     if dtype is None:
         dtype = t.dtype if t.is_floating_point() else torch.float32

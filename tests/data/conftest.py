@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +61,44 @@ def write_riff() -> Callable[..., Path]:
     def write(path: Path, samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), np.asarray(samples), sr, subtype=subtype, format="WAV")
+        return path
+
+    return write
+
+
+def _riff_header(n_samples: int, sr: int) -> bytes:
+    """A 44-byte RIFF/WAVE PCM16 mono header declaring ``n_samples`` samples."""
+    data_bytes = 2 * n_samples
+    fmt = struct.pack("<HHIIHH", 1, 1, sr, 2 * sr, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+@pytest.fixture
+def sparse_audio() -> Callable[..., Path]:
+    """``sparse_audio(path, n_samples, sr=16000, kind="sphere"|"riff") -> path``: a silent file of any length.
+
+    The samples are a hole in the file (sparse: no disk space, written instantly), so header-level fixtures of the
+    real corpora's durations (235 s noises, thousands of utterances) stay cheap. The header is exact.
+    """
+
+    def write(path: Path, n_samples: int, sr: int = 16000, kind: str = "sphere") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "sphere":
+            header = _sphere_bytes(np.zeros(1, np.int16), sr, sample_count=n_samples)[:1024]
+        else:
+            header = _riff_header(n_samples, sr)
+        with path.open("wb") as f:
+            f.write(header)
+            f.truncate(len(header) + 2 * n_samples)
         return path
 
     return write

@@ -96,3 +96,92 @@ def test_bad_files_give_one_clear_error(tmp_path):
     rec = read_ninapro_mat(good)
     with pytest.raises(DataError, match=r"no samples of movement 5 in repetitions \[1\]"):
         rec.segment(5, [1])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Labels out of range (issue 8's probes), exercises that are not on disk
+
+
+def _db1_file(path, restimulus, rerepetition, exercise=1, n=60):
+    return _write(
+        path,
+        emg=np.ones((n, 10)),
+        restimulus=np.asarray(restimulus, dtype=np.float64).reshape(-1, 1),
+        rerepetition=np.asarray(rerepetition, dtype=np.float64).reshape(-1, 1),
+        exercise=np.array([[exercise]], np.uint8),
+        subject=np.array([[1]], np.uint8),
+    )
+
+
+def _labels(n=60):
+    movement = np.repeat(np.arange(1, 4), n // 3)  # movements 1-3
+    repetition = np.tile(np.repeat(np.arange(1, 11), 2), n // 20)[:n]
+    return movement, repetition
+
+
+@pytest.mark.parametrize(
+    ("variable", "bad", "expected"),
+    [
+        (
+            "restimulus",
+            99,
+            r"'restimulus' has values outside exercise 1's movements 1-12 \(0 = rest\): 99 \(5 samples\)",
+        ),
+        (
+            "restimulus",
+            -1,
+            r"'restimulus' has values outside exercise 1's movements 1-12 \(0 = rest\): -1 \(5 samples\)",
+        ),
+        (
+            "rerepetition",
+            42,
+            r"'rerepetition' has values outside repetitions 1-10 \(0 = rest\): 42 \(5 samples\)",
+        ),
+        ("restimulus", 2.5, r"'restimulus' has values outside .*: 2\.5 \(5 samples\)"),
+    ],
+)
+def test_labels_out_of_range_are_refused(tmp_path, variable, bad, expected):
+    movement, repetition = _labels()
+    labels = {"restimulus": movement.astype(float), "rerepetition": repetition.astype(float)}
+    labels[variable][10:15] = bad
+    path = _db1_file(tmp_path / "S1_A1_E1.mat", labels["restimulus"], labels["rerepetition"])
+    with pytest.raises(DataError, match=r"S1_A1_E1\.mat: " + expected):
+        read_ninapro_mat(path)
+    with pytest.raises(DataError, match=expected):
+        load_subject(tmp_path, 1, [1])
+
+
+def test_movement_range_is_the_exercises(tmp_path):
+    movement, repetition = _labels()
+    movement = movement.copy()
+    movement[:5] = 17  # E2 has 17 movements: fine there, out of range in E1
+    read_ninapro_mat(_db1_file(tmp_path / "S1_A1_E2.mat", movement, repetition, exercise=2))
+    with pytest.raises(DataError, match=r"exercise 1's movements 1-12 \(0 = rest\): 17 \(5 samples\)"):
+        read_ninapro_mat(_db1_file(tmp_path / "S1_A1_E1.mat", movement, repetition, exercise=1))
+    movement[:5] = 24
+    with pytest.raises(DataError, match=r"exercise 3's movements 1-23"):
+        read_ninapro_mat(_db1_file(tmp_path / "S1_A1_E3.mat", movement, repetition, exercise=3))
+
+
+def test_exercise_asked_that_is_not_on_disk(tmp_path):
+    movement, repetition = _labels()
+    (tmp_path / "s1").mkdir()
+    _db1_file(tmp_path / "s1" / "S1_A1_E1.mat", movement, repetition)
+    with pytest.raises(
+        CorpusLayoutError,
+        match=r"lacks S1_A1_E2\.mat .*exercise 2 was asked \(data\.exercises\) but the folder holds only exercise 1",
+    ):
+        load_subject(tmp_path, 1, [1, 2])
+
+
+def test_file_read_as_another_exercise_is_refused(tmp_path):
+    movement, repetition = _labels()
+    path = _db1_file(tmp_path / "S1_A1_E2.mat", movement, repetition, exercise=2)
+    with pytest.raises(DataError, match=r"read as exercise 1 but its 'exercise' variable says 2"):
+        read_ninapro_mat(path, exercise=1)
+
+
+def test_mat_without_the_label_variable(tmp_path):
+    path = _write(tmp_path / "S1_A1_E1.mat", emg=np.ones((5, 10)), rerepetition=np.ones((5, 1)))
+    with pytest.raises(DataError, match=r"S1_A1_E1\.mat: Ninapro file has no variable 'restimulus'"):
+        read_ninapro_mat(path)

@@ -69,3 +69,43 @@ def test_real_noisex_mat(shared_data):
     # int16 scale (this file overshoots int16 slightly, so it is peak-normalised): proportional to the raw data.
     assert float(wave.abs().max()) <= 1.0
     np.testing.assert_allclose(wave.numpy(), raw / np.abs(raw).max(), atol=1e-6)
+
+
+def test_listing_is_in_the_order_find_noise_file_prefers(tmp_path, write_riff):
+    from vaenmf.data.noisex import list_noise_files, noise_candidates
+
+    write_riff(tmp_path / "b" / "babble.wav", np.zeros(10, dtype=np.float32))
+    write_riff(tmp_path / "a" / "babble.wav", np.zeros(10, dtype=np.float32))
+    write_riff(tmp_path / "white.wav", np.zeros(10, dtype=np.float32))
+    scipy.io.savemat(str(tmp_path / "a" / "babble.mat"), {"babble": np.zeros(10)})
+    (tmp_path / "README.txt").write_text("not a noise")
+    names = [str(p.relative_to(tmp_path)) for p in list_noise_files(tmp_path)]
+    assert names == ["white.wav", "a/babble.mat", "a/babble.wav", "b/babble.wav"]
+    assert (
+        noise_candidates(tmp_path, "BABBLE")[0]
+        == find_noise_file(tmp_path, "babble")
+        == tmp_path / "a" / "babble.mat"
+    )
+    with pytest.raises(
+        CorpusLayoutError, match=r"nope does not exist; expected a folder holding babble\.mat"
+    ):
+        list_noise_files(tmp_path / "nope")
+
+
+def test_pipeline_rate_constant_matches_the_front_end():
+    import inspect
+
+    from vaenmf.data import features, noisex
+
+    assert noisex._PIPELINE_RATE == features.SAMPLE_RATE
+    assert inspect.signature(load_noise).parameters["target_sr"].default == features.SAMPLE_RATE
+
+
+def test_mat_without_the_noise_variable_names_file_and_variables(tmp_path):
+    from vaenmf.errors import AudioReadError
+
+    scipy.io.savemat(str(tmp_path / "babble.mat"), {"x": np.zeros(10), "y": np.zeros(10)})
+    with pytest.raises(
+        AudioReadError, match=r"babble\.mat: expected a variable named 'babble'.*\['x', 'y'\]"
+    ):
+        load_noise(tmp_path, "babble")

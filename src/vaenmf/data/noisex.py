@@ -10,20 +10,61 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from vaenmf.data.audio import NOISEX_SAMPLE_RATE, read_audio
-from vaenmf.data.features import SAMPLE_RATE
 from vaenmf.errors import ConfigError, CorpusLayoutError
 
-__all__ = ["NOISE_FILES", "find_noise_file", "load_noise"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "NOISE_FILES",
+    "NOISE_SUFFIXES",
+    "find_noise_file",
+    "list_noise_files",
+    "noise_candidates",
+    "load_noise",
+]
 
 log = logging.getLogger(__name__)
 
 #: Noise kind used in configs -> NOISEX-92 file stem.
 NOISE_FILES = {"factory": "factory1", "babble": "babble"}
-_SUFFIXES = (".mat", ".wav")
+#: File kinds looked for, in order of preference.
+NOISE_SUFFIXES = (".mat", ".wav")
+_SUFFIXES = NOISE_SUFFIXES
+# The pipeline rate (vaenmf.data.features.SAMPLE_RATE), spelled out so that importing this module (and the
+# header-only `vaenmf-data check`) does not import torch; a test keeps the two equal.
+_PIPELINE_RATE = 16000
+
+
+def list_noise_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every ``.mat``/``.wav`` file (any case) directly in ``root`` and in its immediate subfolders.
+
+    These are the files :func:`find_noise_file` chooses from, in the order it prefers them: files directly in
+    ``root`` first, then ``.mat`` before ``.wav``, then sorted path order.
+
+    Raises:
+        CorpusLayoutError: If ``root`` is not a folder.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise CorpusLayoutError(
+            f"NOISEX-92 folder {root} does not exist; expected a folder holding babble.mat, factory1.mat, ... "
+            "or .wav copies (set data.noisex_root or DATA_ROOT)"
+        )
+    found: list[tuple[int, int, str, Path]] = []
+    for depth, folder in [(0, root)] + [(1, d) for d in sorted(root.iterdir()) if d.is_dir()]:
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix.lower() in _SUFFIXES:
+                found.append((depth, _SUFFIXES.index(f.suffix.lower()), str(f), f))
+    return [c[3] for c in sorted(found)]
+
+
+def noise_candidates(root: str | os.PathLike[str], stem: str) -> list[Path]:
+    """The files of :func:`list_noise_files` whose stem is ``stem`` (any case), the preferred one first."""
+    return [f for f in list_noise_files(root) if f.stem.lower() == stem.lower()]
 
 
 def find_noise_file(root: str | os.PathLike[str], kind: str) -> Path:
@@ -54,26 +95,21 @@ def find_noise_file(root: str | os.PathLike[str], kind: str) -> Path:
             f"{NOISE_FILES[kind]}.mat or {NOISE_FILES[kind]}.wav (set data.noisex_root or DATA_ROOT)"
         )
     stem = NOISE_FILES[kind].lower()
-    candidates: list[tuple[int, int, str, Path]] = []
-    for depth, folder in [(0, root)] + [(1, d) for d in sorted(root.iterdir()) if d.is_dir()]:
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.stem.lower() == stem and f.suffix.lower() in _SUFFIXES:
-                candidates.append((depth, _SUFFIXES.index(f.suffix.lower()), str(f), f))
+    candidates = noise_candidates(root, stem)
     if not candidates:
         present = sorted(p.name for p in root.iterdir())[:20]
         raise CorpusLayoutError(
             f"no NOISEX-92 {kind!r} noise in {root}: looked for {stem}.mat / {stem}.wav (any case) there and in "
             f"its subfolders; found {present or 'an empty folder'}"
         )
-    candidates.sort()
-    chosen = candidates[0][3]
+    chosen = candidates[0]
     if len(candidates) > 1:
         log.warning(
             "several NOISEX-92 %r files under %s; using %s (others: %s)",
             kind,
             root,
             chosen,
-            ", ".join(str(c[3]) for c in candidates[1:]),
+            ", ".join(str(c) for c in candidates[1:]),
         )
     return chosen
 
@@ -81,7 +117,7 @@ def find_noise_file(root: str | os.PathLike[str], kind: str) -> Path:
 def load_noise(
     root: str | os.PathLike[str],
     kind: str,
-    target_sr: int = SAMPLE_RATE,
+    target_sr: int = _PIPELINE_RATE,
     mat_sample_rate: int = NOISEX_SAMPLE_RATE,
 ) -> torch.Tensor:
     """Load a NOISEX-92 noise as a mono float32 waveform at ``target_sr``.

@@ -189,5 +189,7 @@ def write_study_report(
         "notes": list(notes),
         "rows": [_row_record(r) for r in rows],
     }
-    js = write_text_atomic(out / "table.json", json.dumps(record, indent=2, default=str, allow_nan=True) + "\n")
+    js = write_text_atomic(
+        out / "table.json", json.dumps(record, indent=2, default=str, allow_nan=True) + "\n"
+    )
     return [md, js]
