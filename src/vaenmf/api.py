@@ -20,6 +20,7 @@ import torch
 
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.fit import nmf, normalize_dictionary
+from vaenmf.validation import check_int
 
 METHODS = ("nmf", "vae_nmf")
 
@@ -59,6 +60,9 @@ def fit_dictionary(
     Shape:
         X: ``(m, n)``; returns ``(m, r)``.
     """
+    # Checked before any work: 0 iterations would return the untrained initialisation, and Lightning reads a
+    # negative epoch count as "no limit".
+    check_int(max_iter, "max_iter", 1)
     if method == "nmf":
         normalize = overrides.pop("normalize", "l2")
         allowed = {"l1", "tol", "eps", "dtype", "eval_every"}
@@ -93,6 +97,7 @@ def encode(
     Returns:
         ``(r, n)``, or ``(n_samples, r, n)`` for several samples, in the units of ``model.dictionary_``.
     """
+    check_int(n_samples, "n_samples", 1)
     if not hasattr(model, "encode"):
         raise ConfigError(f"encode needs a fitted VAENMFEstimator, got {type(model).__name__}")
     return model.encode(X, kind=kind, n_samples=n_samples, seed=seed)
