@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vaenmf.cluster import check_launch_settings
 from vaenmf.errors import VaenmfError
 from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit, write_json_atomic
 
@@ -62,6 +63,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     from vaenmf.tasks import get_task
     from vaenmf.tasks.runtime import JobContext, resolved_container
 
+    check_launch_settings(cfg)  # inconsistent DDP/SLURM settings: one message, before any work
     output_dir = Path(output_dir or HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     header = {
