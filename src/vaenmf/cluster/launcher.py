@@ -308,8 +308,23 @@ class VaenmfSlurmLauncher(_SubmititSlurmLauncher):
                 ",".join(ids),
                 sweep_dir / ".submitit",
             )
-            for (idx, *_), job in zip(submit, jobs, strict=True):
-                results[idx] = job.results()[0]
+            for (idx, overrides, _), job in zip(submit, jobs, strict=True):
+                try:
+                    results[idx] = job.results()[0]
+                except (
+                    Exception
+                ) as err:  # killed, cancelled, out of memory: the other jobs are still waited for
+                    log.error("job #%d (SLURM job %s) ended without a result: %s", idx, job.job_id, err)
+                    results[idx] = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+                    results[idx].return_value = err
+            failed = sorted(idx for idx, ret in results.items() if ret.status != JobStatus.COMPLETED)
+            log.info(
+                "Sweep finished: %d job(s) ok%s; results in %s (tables: vaenmf-report %s --out <folder>)",
+                len(results) - len(failed),
+                f", {len(failed)} failed (#{', #'.join(map(str, failed))})" if failed else "",
+                sweep_dir,
+                sweep_dir,
+            )
         elif finished:
             log.info("Every job of this sweep is finished; nothing submitted")
         return [results[idx] for idx in sorted(results)]
