@@ -78,6 +78,8 @@ RESUME_JOB = [
 ]
 RESUME_EPOCHS = 40
 RESUME_STAGE = "encoder"
+#: The stage's epoch loss in its CSV log (csv/<stage>/metrics.csv).
+RESUME_LOSS = f"{RESUME_STAGE}/mse_epoch"
 #: (c) three array tasks of the same job (tags are not part of the config hash): requeued by scontrol,
 #: signalled with USR2, and the uninterrupted reference.
 RESUME_SWEEP = "tags=[requeue],[usr2],[reference]"
@@ -266,11 +268,7 @@ def _ckpt_epoch(path: Path) -> int | None:
 def _epoch_losses(job_dir: Path) -> dict[int, float]:
     with open(job_dir / "csv" / RESUME_STAGE / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
-    return {
-        int(r["epoch"]): float(r[f"{RESUME_STAGE}/mse_epoch"])
-        for r in rows
-        if r.get(f"{RESUME_STAGE}/mse_epoch")
-    }
+    return {int(r["epoch"]): float(r[RESUME_LOSS]) for r in rows if r.get(RESUME_LOSS)}
 
 
 @pytest.mark.timeout(600)

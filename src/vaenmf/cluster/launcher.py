@@ -110,7 +110,8 @@ def _queue_watcher_class() -> type:
             if not arrays:
                 return
             self._num_calls += 1
-            command = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N", "-j", ",".join(arrays)]
+            # All of this user's jobs in one call (finished ones stay listed for MinJobAge seconds).
+            command = ["squeue", "-h", "-r", "--me", "-t", "all", "-o", "%i|%T|%N"]
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=120)
             except (OSError, subprocess.SubprocessError) as err:
@@ -122,7 +123,7 @@ def _queue_watcher_class() -> type:
                 parts = line.strip().split("|")
                 if len(parts) == 3 and parts[1]:
                     seen[parts[0]] = {"JobID": parts[0], "State": parts[1].split()[0], "NodeList": parts[2]}
-            if result.returncode == 0 or "Invalid job id" in result.stderr:
+            if result.returncode == 0:
                 for job_id in pending:
                     seen.setdefault(job_id, {"JobID": job_id, "State": "NOT_IN_QUEUE", "NodeList": ""})
             self._info_dict.update(seen)
@@ -158,10 +159,9 @@ def queued_jobs_of(submitit_root: Path) -> dict[str, str]:
     ids = {path.name for path in submitit_root.iterdir() if path.is_dir()}
     if not ids:
         return {}
-    arrays = sorted({job_id.split("_")[0] for job_id in ids})
     try:
         result = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)],
+            ["squeue", "-h", "-r", "--me", "-o", "%i|%T"],
             capture_output=True,
             text=True,
             timeout=60,
