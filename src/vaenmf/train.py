@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vaenmf.atomic import write_json_atomic
+from vaenmf.cluster import check_launch_settings
 from vaenmf.errors import VaenmfError
 from vaenmf.jobfile import COMPONENT_GROUPS, job_identity
 from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit
@@ -64,6 +65,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     from vaenmf.tasks import check_job_config, get_task
     from vaenmf.tasks.runtime import JobContext, config_record
 
+    check_launch_settings(cfg)  # inconsistent DDP/SLURM settings: one message, before any work
     output_dir = Path(output_dir or HydraConfig.get().runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     header = {
