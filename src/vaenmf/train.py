@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vaenmf.atomic import write_text_atomic
+from vaenmf.cluster import check_launch_settings
 from vaenmf.errors import VaenmfError
 from vaenmf.jobfile import COMPONENT_GROUPS, job_identity
 from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit
@@ -112,6 +113,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 # Before anything resolves the config: a method or data of another task is one clear message.
                 check_job_config(cfg, CONFIG_DIR)
                 check_job_values(cfg)
+                check_launch_settings(cfg)  # inconsistent DDP/SLURM settings
                 header["config_hash"] = config_hash(cfg)
                 try:
                     done = folder.previous_result(config_record(cfg))
