@@ -1,5 +1,6 @@
 """Nonnegative matrix factorisation as pure tensor functions (no Lightning, no I/O)."""
 
+from vaenmf.nmf.batched import BatchedNMFResult, fit_activations_batched, nmf_batched
 from vaenmf.nmf.divergence import beta_divergence
 from vaenmf.nmf.fit import NMFResult, init_factors, nmf, normalize_dictionary
 from vaenmf.nmf.masks import separate_mu, separate_with_activations, wiener_mask
@@ -7,13 +8,16 @@ from vaenmf.nmf.updates import fit_activations, nmf_iteration_, update_h, update
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 
 __all__ = [
+    "BatchedNMFResult",
     "NMFResult",
     "as_nonnegative_tensor",
     "beta_divergence",
     "check_rank",
     "fit_activations",
+    "fit_activations_batched",
     "init_factors",
     "nmf",
+    "nmf_batched",
     "nmf_iteration_",
     "normalize_dictionary",
     "separate_mu",
