@@ -255,3 +255,24 @@ def test_cuda_stack_equals_separate_cuda_trainings():
     for k, X in enumerate(problems):
         alone, _ = _separate(X, k + 1, 2, device="cuda")
         torch.testing.assert_close(res.dictionaries[k], alone.dictionary().cpu(), rtol=1e-4, atol=1e-5)
+
+
+def test_worker_processes_give_the_same_result():
+    problems = _data()
+    kwargs = {"max_epochs": 2, "seeds": list(SEEDS), "chunk_size": 1, **KW}
+    serial = fit_vae_nmf_stack(problems, 4, **kwargs)
+    parallel = fit_vae_nmf_stack(problems, 4, workers=2, **kwargs)
+    assert torch.equal(parallel.dictionaries, serial.dictionaries)
+    assert torch.equal(parallel.history, serial.history)
+    assert [t["models"] for t in parallel.timings] == [1, 1, 1]
+    assert all(t["epochs_trained"] == 2 and len(t["epoch_seconds"]) == 2 for t in parallel.timings)
+    with pytest.raises(ConfigError, match="epoch_callback needs workers=1"):
+        fit_vae_nmf_stack(problems, 4, workers=2, epoch_callback=lambda *a: None, **kwargs)
+
+
+def test_retain_freed_memory_is_safe_to_call():
+    from vaenmf.models.vae_nmf_stack import retain_freed_memory
+
+    assert retain_freed_memory() in (True, False)
+    x = torch.ones(1 << 20)  # large allocations still work afterwards
+    assert float(x.sum()) == float(1 << 20)

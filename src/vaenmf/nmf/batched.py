@@ -28,7 +28,7 @@ import torch
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.nmf.divergence import EPS, beta_divergence, check_beta
 from vaenmf.nmf.fit import init_factors, normalize_dictionary
-from vaenmf.nmf.updates import fit_activations, nmf_iteration_
+from vaenmf.nmf.updates import euclidean_workspace, fit_activations, nmf_iteration_
 from vaenmf.nmf.validation import as_nonnegative_tensor, check_rank
 
 __all__ = [
@@ -322,8 +322,9 @@ def nmf_batched(
             W_b, H_b = init_factors(problems[b], rank, seed=seeds[b]) if initial is None else initial[b]
             Wc[i] = W_b
             Hc[i, :, : widths[b]] = H_b  # padded columns stay exactly zero
+        workspace = euclidean_workspace(Xc, Wc, Hc) if beta == 2 and not l1 else None
         for _ in range(int(n_iter)):
-            nmf_iteration_(Xc, Wc, Hc, beta=beta, eps=eps, l1=l1, mask=mask)
+            nmf_iteration_(Xc, Wc, Hc, beta=beta, eps=eps, l1=l1, mask=mask, workspace=workspace)
         chunk_losses = beta_divergence(Xc, Wc @ Hc, beta, reduction="per_matrix", mask=mask)
         index = torch.tensor(chunk, device=run_device)
         W_out[index] = Wc

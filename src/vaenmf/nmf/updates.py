@@ -186,32 +186,60 @@ def euclidean_iteration_(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, eps:
     W.mul_(X @ H.T).div_(w_denominator)
 
 
+def euclidean_workspace(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Buffers for :func:`batched_euclidean_iteration_`, allocated once for a whole fit.
+
+    Shape:
+        X: ``(B, m, n)``; W: ``(B, m, r)``; H: ``(B, r, n)``.
+    """
+    B, m, n = X.shape
+    r = W.shape[-1]
+    like = dict(dtype=H.dtype, device=H.device)
+    return {
+        "numerator": torch.empty(B, r, n, **like),
+        "denominator": torch.empty(B, r, n, **like),
+        "gram_w": torch.empty(B, r, r, **like),
+        "gram_h": torch.empty(B, r, r, **like),
+        "xht": torch.empty(B, m, r, **like),
+        "wgh": torch.empty(B, m, r, **like),
+    }
+
+
 def batched_euclidean_iteration_(
-    X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, eps: float = EPS, mask: torch.Tensor | None = None
+    X: torch.Tensor,
+    W: torch.Tensor,
+    H: torch.Tensor,
+    eps: float = EPS,
+    mask: torch.Tensor | None = None,
+    workspace: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """One Euclidean (beta = 2) iteration, H then W, in place, for a batch of problems.
 
-    The same arithmetic as :func:`euclidean_iteration_` with batched products (``torch.bmm``), and the products
-    written into buffers (``out=``) so that an iteration allocates only its small Gram matrices.
+    The same arithmetic as :func:`euclidean_iteration_` with batched products (``torch.bmm``) written into
+    buffers (``out=``): with a ``workspace`` from :func:`euclidean_workspace` an iteration allocates nothing
+    (freshly allocated multi-megabyte buffers are page-faulted in again at every iteration on the CPU).
 
     Args:
         mask: Optional 0/1 column mask of a padded batch (padded data columns may hold anything finite). The
             masked columns of ``H`` are set to zero, so they add nothing to ``H H^T`` or ``X H^T`` (the W
             update's sums).
+        workspace: Buffers from :func:`euclidean_workspace` for these shapes (default: allocated here).
 
     Shape:
         X: ``(B, m, n)``; W: ``(B, m, r)``; H: ``(B, r, n)``; mask: ``(B, 1, n)``; both factors updated in place.
     """
+    ws = euclidean_workspace(X, W, H) if workspace is None else workspace
     Wt = _t(W)
-    numerator = torch.bmm(Wt, X)
+    numerator, denominator = ws["numerator"], ws["denominator"]
+    torch.bmm(Wt, X, out=numerator)
     # Denominators first: they must see the factors before the in-place multiplication.
-    h_denominator = torch.bmm(torch.bmm(Wt, W), H).clamp_min_(eps)
-    H.mul_(numerator).div_(h_denominator)
+    torch.bmm(torch.bmm(Wt, W, out=ws["gram_w"]), H, out=denominator)
+    H.mul_(numerator).div_(denominator.clamp_min_(eps))
     if mask is not None:
         H.mul_(mask)
     Ht = _t(H)
-    w_denominator = torch.bmm(W, torch.bmm(H, Ht)).clamp_min_(eps)
-    W.mul_(torch.bmm(X, Ht)).div_(w_denominator)
+    torch.bmm(W, torch.bmm(H, Ht, out=ws["gram_h"]), out=ws["wgh"])
+    W.mul_(torch.bmm(X, Ht, out=ws["xht"])).div_(ws["wgh"].clamp_min_(eps))
 
 
 def nmf_iteration_(
@@ -222,12 +250,15 @@ def nmf_iteration_(
     eps: float = EPS,
     l1: float = 0.0,
     mask: torch.Tensor | None = None,
+    workspace: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """One alternating iteration (H, then W) in place, choosing the fastest exact form for ``beta``.
 
     Args:
         mask: Optional 0/1 column mask of a padded batch (see the module docstring); padded data columns may
             hold anything finite.
+        workspace: Buffers of the batched Euclidean iteration (:func:`euclidean_workspace`), reused across
+            iterations; ignored by the other forms.
 
     Shape:
         X: ``(..., m, n)``; W: ``(..., m, r)``; H: ``(..., r, n)``; mask: ``(..., 1, n)``.
@@ -238,7 +269,7 @@ def nmf_iteration_(
     elif X.dim() == 2 and not l1 and beta == 2 and mask is None:
         euclidean_iteration_(X, W, H, eps=eps)
     elif X.dim() == 3 and not l1 and beta == 2 and W.dim() == 3 and H.dim() == 3:
-        batched_euclidean_iteration_(X, W, H, eps=eps, mask=mask)
+        batched_euclidean_iteration_(X, W, H, eps=eps, mask=mask, workspace=workspace)
     else:
         H.copy_(update_h(X, W, H, beta=beta, eps=eps, l1=l1, mask=mask))
         W.copy_(update_w(X, W, H, beta=beta, eps=eps, mask=mask))
