@@ -710,6 +710,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.vae_measure_epochs < 2:
         p.error("--vae-measure-epochs must be >= 2 (the per-epoch cost comes from the second epoch on)")
+    if args.device != "cpu":
+        args.vae_workers = [1]  # worker processes are a CPU feature: one stack per device
     return args
 
 
