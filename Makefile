@@ -19,7 +19,7 @@ help:
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
 	@echo "make test-cluster  launcher=slurm on a throwaway single-node SLURM cluster (root; installs slurm-wlm, munge)"
-	@echo "make bench       benchmarks -> outputs/bench/{nmf,vae_nmf}.json"
+	@echo "make bench       benchmarks -> outputs/bench/{nmf,vae_nmf,synergy}.json"
 	@echo "make lint        ruff"
 	@echo "make clean       remove outputs and caches (keeps .venv)"
 
@@ -51,8 +51,9 @@ test-realdata: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m realdata $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_nmf.py --out outputs/bench/nmf.json
-	$(BIN)/python scripts/bench_vae.py --out outputs/bench/vae_nmf.json
+	$(BIN)/python scripts/bench/nmf.py --out outputs/bench/nmf.json
+	$(BIN)/python scripts/bench/vae_nmf.py --out outputs/bench/vae_nmf.json
+	$(BIN)/python scripts/bench/synergy.py --out outputs/bench/synergy.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -190,7 +190,10 @@ def test_a_job_in_a_mismatched_slurm_step_stops_before_any_work(tmp_path):
         .startswith("vaenmf-train: error: inconsistent DDP/SLURM settings")
     )
     assert "Traceback" not in result.stderr
-    assert not (out / "metrics.json").exists() and not (out / "config.yaml").exists()
+    # Recorded as a failed job (so a report shows the hole), before any work: no config.yaml, no checkpoint.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "inconsistent DDP/SLURM settings" in metrics["error"]
+    assert not (out / "config.yaml").exists() and not (out / "checkpoints").exists()
 
 
 def test_finished_jobs_are_recognised_by_status_config_hash_and_commit(tmp_path):
