@@ -139,7 +139,7 @@ def test_synergy_jobs_do_not_shadow_speech_jobs(tmp_path, make_job, snr_summary,
     row = next(
         line for line in (tmp_path / "out" / "table1.md").read_text().splitlines() if line.startswith("| -5")
     )
-    assert "3.00 (paper 2.90" in row
+    assert "3.00 [0.95, 5.05] (paper 2.90" in row
 
 
 def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
