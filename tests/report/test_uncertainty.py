@@ -315,3 +315,16 @@ def test_a_validation_only_sweep_writes_only_validation_files(tmp_path, make_job
         for stem, exts in (("table2", "md csv tex"), ("ablation", "md csv"), ("differences", "md csv"))
         for ext in exts.split()
     )
+
+
+def test_another_reference_column(tmp_path, make_job):
+    from vaenmf.errors import ConfigError
+
+    _pair_sweep(tmp_path, make_job, other_sdr=(2.5, 3.6, 4.4))
+    jobs = load_jobs([tmp_path])
+    d = build_differences(jobs, "table2", reference="NMF")
+    assert d.others == ["DNMF", "DNN", "VAE-NMF", INPUT_ROW]
+    assert d.cells[("VAE-NMF", "-5", "sdr")].estimate == pytest.approx(-0.5)
+    assert d.cells[("VAE-NMF", "-5", "sdr")].verdict == "lower"
+    with pytest.raises(ConfigError, match="not a paper column"):
+        build_differences(jobs, "table2", reference="nmf_dnn")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vaenmf.errors import ConfigError
 from vaenmf.report.aggregate import (
     INPUT_ROW,
     METRIC_KEYS,
@@ -81,6 +82,7 @@ class DifferenceTable:
         labels: ``other`` -> what it composes (ablation methods) or ``"unprocessed mixture"``.
         cells: ``(other, snr_row, metric) -> Difference``, metrics :data:`PAPER_METRICS`.
         seeds: Every seed of the table's jobs.
+        reference: The column every other one is compared with (:data:`REFERENCE` in the report).
     """
 
     table: str
@@ -89,6 +91,7 @@ class DifferenceTable:
     labels: dict[str, str]
     cells: dict[tuple[str, str, str], Difference]
     seeds: list[int | None] = field(default_factory=list)
+    reference: str = REFERENCE
 
     @property
     def n_comparisons(self) -> int:
@@ -146,7 +149,7 @@ def _difference(
 
 
 def build_differences(
-    jobs: Sequence[Job], table: str, eval_split: str = DEFAULT_EVAL_SPLIT
+    jobs: Sequence[Job], table: str, eval_split: str = DEFAULT_EVAL_SPLIT, reference: str = REFERENCE
 ) -> DifferenceTable:
     """The paired differences of one table setting, from the jobs scored on ``eval_split``.
 
@@ -154,7 +157,16 @@ def build_differences(
         jobs: All jobs (other tables, tasks and splits are ignored).
         table: ``"table1"`` or ``"table2"``.
         eval_split: ``test`` or ``validation``.
+        reference: The paper column compared with every other one (the report uses VAE-NMF; another column
+            gives, e.g., DNMF minus NMF).
+
+    Raises:
+        ConfigError: If ``reference`` is not a paper column.
     """
+    if reference not in PAPER_COLUMNS:
+        raise ConfigError(
+            f"reference {reference!r} is not a paper column; expected one of {', '.join(PAPER_COLUMNS)}"
+        )
     tjobs = table_jobs(jobs, table, eval_split)
     noises = TABLE_NOISES[table]
     seeds = sorted({j.seed for j in tjobs}, key=seed_sort_key)
@@ -167,9 +179,9 @@ def build_differences(
                 out[seed] = complete
         return out
 
-    ref = by_seed([j for j in tjobs if matches(j, REFERENCE)])
+    ref = by_seed([j for j in tjobs if matches(j, reference)])
     ablations = sorted({j.method for j in tjobs if j.method and j.paper_column is None})
-    others = [c for c in PAPER_COLUMNS if c != REFERENCE] + ablations + [INPUT_ROW]
+    others = [c for c in PAPER_COLUMNS if c != reference] + ablations + [INPUT_ROW]
     labels = {m: method_label(tjobs, m) for m in ablations}
     labels[INPUT_ROW] = "unprocessed mixture"
     cells: dict[tuple[str, str, str], Difference] = {}
@@ -187,10 +199,16 @@ def build_differences(
                 key_other = f"{key}_input" if other == INPUT_ROW else key
                 if not ref:
                     cells[(other, row, metric)] = Difference(
-                        math.nan, None, 0, "missing", f"no {REFERENCE} job finished every noise"
+                        math.nan, None, 0, "missing", f"no {reference} job finished every noise"
                     )
                     continue
                 cells[(other, row, metric)] = _difference(ref, side, seeds, snrs, key, key_other)
     return DifferenceTable(
-        table=table, eval_split=eval_split, others=others, labels=labels, cells=cells, seeds=seeds
+        table=table,
+        eval_split=eval_split,
+        others=others,
+        labels=labels,
+        cells=cells,
+        seeds=seeds,
+        reference=reference,
     )

@@ -373,16 +373,17 @@ def render_differences_markdown(tables: Sequence[DifferenceTable]) -> str:
     out = io.StringIO()
     splits = sorted({t.eval_split for t in tables})
     which = "VALIDATION split, not the test set" if splits == ["validation"] else ", ".join(splits) + " split"
-    out.write(f"# Paired differences: {REFERENCE} minus each other column and ablation row [{which}]\n\n")
+    ref = tables[0].reference if tables else REFERENCE
+    out.write(f"# Paired differences: {ref} minus each other column and ablation row [{which}]\n\n")
     out.write(
-        f"- Each cell: mean of {REFERENCE}'s score minus the other's on the same mixtures, paired by (seed, noise, "
+        f"- Each cell: mean of {ref}'s score minus the other's on the same mixtures, paired by (seed, noise, "
         "SNR, utterance) [95% interval], then whether the interval excludes zero: `higher` / `lower` = "
-        f"{REFERENCE} scores higher / lower on these utterances and seeds; `undecided` = the interval includes "
+        f"{ref} scores higher / lower on these utterances and seeds; `undecided` = the interval includes "
         "0, these data cannot order the two. Higher is better for every metric.\n"
     )
     out.write(f"- {INTERVAL_NOTE}\n")
     out.write(
-        "- `input`: the unprocessed mixture (VAE-NMF's improvement over it); its SAR is n/a (numerically "
+        f"- `input`: the unprocessed mixture ({ref}'s improvement over it); its SAR is n/a (numerically "
         "infinite).\n"
     )
     for t in tables:
@@ -391,7 +392,7 @@ def render_differences_markdown(tables: Sequence[DifferenceTable]) -> str:
         out.write(f"- Seeds: {seeds}; {t.n_comparisons} intervals in this section.\n")
         for metric in PAPER_METRICS:
             out.write(f"\n### {METRIC_LABELS[metric]} ({METRIC_UNITS[metric]})\n\n")
-            header = [f"{REFERENCE} minus", *(f"{row} dB" if row != "Aver" else row for row in PAPER_ROWS)]
+            header = [f"{t.reference} minus", *(f"{row} dB" if row != "Aver" else row for row in PAPER_ROWS)]
             out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
             for other in t.others:
                 cells = [_difference_text(t.cells[(other, row, metric)]) for row in PAPER_ROWS]
@@ -443,7 +444,7 @@ def render_differences_csv(tables: Sequence[DifferenceTable]) -> str:
                             t.eval_split,
                             row,
                             metric,
-                            REFERENCE,
+                            t.reference,
                             other,
                             t.labels.get(other, ""),
                             _num(diff.estimate),
