@@ -3,6 +3,8 @@ mixtures."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import scipy.io
@@ -390,6 +392,7 @@ def test_timit_without_development_speakers(fake_corpora, caplog):
     import shutil
 
     shutil.rmtree(fake_corpora / "timit" / "TIMIT" / "TEST" / "DR1" / "MREB0")
+    caplog.set_level(logging.WARNING, logger="vaenmf")  # whatever an earlier test left the package logger at
     module = SpeechDataModule(corpus="timit", data_root=str(fake_corpora), noise="factory", test_snrs=(0,))
     module.setup()
     assert module.validation_speakers == [] and "development-set speakers" in caplog.text
