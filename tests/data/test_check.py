@@ -107,6 +107,9 @@ def test_complete_corpora_pass(corpora, capsys):
     noise = {e["path"]: e for e in report.corpora["noisex92"]["files"]}
     # 235 s at 19.98 kHz -> 3760000 samples at 16 kHz; first 60%: 2256000 samples, 1 + 2256000 // 128 frames.
     assert noise["babble.wav"]["train_frames"] == 17626 and noise["babble.wav"]["used_for"] == ["babble"]
+    # Then 10% (376000 samples) for validation and the last 30% (1128000) for test.
+    parts = [noise["babble.wav"][f"{p}_seconds"] for p in ("train", "validation", "test")]
+    assert parts == [141.0, 23.5, 70.5]
     db1 = report.corpora["ninapro_db1"]["subjects"]
     assert len(db1) == 27 and db1["27"]["E1"]["movements"] == 12
     assert set(db1["1"]["E1"]["repetitions"].values()) == {10}
@@ -174,6 +177,33 @@ def test_short_noise_gives_1501_frames_a_warning(corpora, sparse_audio):
     assert any("babble" in m and "1501 noise dictionary frames of the 9000 asked" in m for m in t1)
     assert any("babble" in m and "1501 noise dictionary frames of the 4500 asked" in m for m in t2)
     assert report.experiment("table1")["status"] == "deviates"
+
+
+def test_noise_parts_agree_with_the_data_module(corpora, sparse_audio):
+    """The check's training/validation/test seconds are the sample ranges SpeechDataModule cuts."""
+    from vaenmf.data.speech import noise_split_points
+
+    for n in (320001, 3760000, 1234567):
+        sparse_audio(corpora / "noisex92" / "factory1.wav", n, sr=16000, kind="riff")
+        entry = {e["path"]: e for e in check_corpora(corpora).corpora["noisex92"]["files"]}["factory1.wav"]
+        a, b = noise_split_points(n, 0.6, 0.1)
+        assert [entry[f"{p}_seconds"] for p in ("train", "validation", "test")] == [
+            round(a / 16000, 3),
+            round((b - a) / 16000, 3),
+            round((n - b) / 16000, 3),
+        ]
+
+
+def test_validation_part_shorter_than_a_dev_utterance_is_a_warning(corpora, sparse_audio):
+    # 25 s: a 2.5 s validation part, shorter than the 3 s development-set utterances; the test part (7.5 s) fits.
+    sparse_audio(corpora / "noisex92" / "factory1.wav", 25 * 16000, sr=16000, kind="riff")
+    report = check_corpora(corpora)
+    assert any(
+        "factory1: its validation part (2.5 s) is shorter than the longest validation utterance (3.0 s)" in m
+        and "eval_split=validation" in m
+        for m in _messages(report, "warning", "table1")
+    )
+    assert not any("factory1: its" in m for m in _messages(report, "error", "table1"))
 
 
 def test_noise_too_short_for_the_rank_or_the_utterances_is_an_error(corpora, sparse_audio):

@@ -1,6 +1,9 @@
-"""The speech DataModule: speaker and noise splits, sizes, determinism, mixtures."""
+"""The speech DataModule: speaker and noise splits (dictionary, training, validation, test), sizes, determinism,
+mixtures."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -11,13 +14,14 @@ from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
 from vaenmf.data.speech import SpeechDataModule
 from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
-from vaenmf.data.timit import CORE_TEST_SPEAKERS
+from vaenmf.data.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
 SMALL = dict(
     demo_speakers=6,
     demo_utts_per_speaker=3,
-    demo_noise_seconds=15.0,
+    # 24 s training, 4 s validation and 12 s test noise: every part longer than a demo utterance.
+    demo_noise_seconds=40.0,
     dict_speech_frames=1000,
     dict_noise_frames=800,
     n_test_utterances=3,
@@ -45,14 +49,48 @@ def _is_column_subset(A: torch.Tensor, B: torch.Tensor) -> bool:
     return bool((d.min(dim=1).values < 1e-6 * (1 + B.abs().max())).all())
 
 
+def _pairwise_disjoint(*groups) -> bool:
+    return all(not set(a) & set(b) for i, a in enumerate(groups) for b in groups[i + 1 :])
+
+
 def test_speakers_disjoint(dm):
-    d, t, s = set(dm.dictionary_speakers), set(dm.train_speakers), set(dm.test_speakers)
+    d, t, v, s = (
+        set(dm.dictionary_speakers),
+        set(dm.train_speakers),
+        set(dm.validation_speakers),
+        set(dm.test_speakers),
+    )
     assert len(d) == 2 and len(t) == 2 and len(s) == 2
-    assert not (d & t) and not (d & s) and not (t & s)
+    # The validation speakers are the two voices after the 6 demo speakers.
+    assert dm.validation_speakers == ["M06", "F07"]
+    assert _pairwise_disjoint(d, t, v, s)
     # Gender-balanced parts (demo ids start with M/F).
-    assert {x[0] for x in s} == {"M", "F"}
+    assert {x[0] for x in s} == {"M", "F"} == {x[0] for x in v}
     assert {m.speaker for m in dm.training_mixtures()} <= t
     assert {m.speaker for ms in dm.test_mixtures().values() for m in ms} <= s
+    assert {m.speaker for ms in dm.validation_mixtures().values() for m in ms} == v
+    # Their voices differ from every other speaker's (the demo speakers are all distinct draws).
+    voices = {spk.name: spk for spk in make_speakers(8, seed=0)}
+    for name in v:
+        others = [voices[o] for o in d | t | s]
+        assert all(abs(voices[name].f0_mean - o.f0_mean) > 1.0 for o in others)
+
+
+def test_validation_speakers_do_not_move_the_other_speakers():
+    """More or fewer validation voices leave the dictionary, training and test speakers as they were."""
+    parts = []
+    for n_val in (1, 2, 4):
+        module = SpeechDataModule(noise="factory", seed=0, demo_validation_speakers=n_val, **SMALL)
+        module.setup()
+        assert len(module.validation_speakers) == n_val
+        assert _pairwise_disjoint(
+            module.dictionary_speakers,
+            module.train_speakers,
+            module.validation_speakers,
+            module.test_speakers,
+        )
+        parts.append((module.dictionary_speakers, module.train_speakers, module.test_speakers))
+    assert parts[0] == parts[1] == parts[2] == (["M00", "F01"], ["M02", "F03"], ["M04", "F05"])
 
 
 def test_shapes_and_sizes(dm):
@@ -88,31 +126,113 @@ def test_mixtures_are_consistent(dm):
 def test_noise_split_is_disjoint_in_time(dm):
     split = dm.noise_split["factory"]
     total = dm.noises["factory"].numel()
+    # DESIGN.md: the first 60% for training, the next 10% for validation, the last 30% for test.
     assert split == round(0.6 * total)
-    for m in dm.training_mixtures():
-        assert m.noise_offset >= 0 and m.noise_offset + m.noise.numel() <= split
-    for ms in dm.test_mixtures().values():
-        for m in ms:
-            assert split <= m.noise_offset and m.noise_offset + m.noise.numel() <= total
+    assert dm.noise_part_bounds("factory", "training") == (0, split)
+    assert dm.noise_part_bounds("factory", "validation") == (split, round(0.7 * total))
+    assert dm.noise_part_bounds("factory", "test") == (round(0.7 * total), total)
+    assert dm.noise_test_part("factory").numel() == total - round(0.7 * total)
+    # Every mixture's noise segment lies inside its own part.
+    segments = {"training": [(m, "training") for m in dm.training_mixtures()]}
+    for split_name, mixtures in (("validation", dm.validation_mixtures()), ("test", dm.test_mixtures())):
+        segments[split_name] = [(m, split_name) for ms in mixtures.values() for m in ms]
+    for part, pairs in segments.items():
+        lo, hi = dm.noise_part_bounds("factory", part)
+        assert pairs
+        for m, _ in pairs:
+            assert lo <= m.noise_offset and m.noise_offset + m.noise.numel() <= hi, (part, m.name)
             # The recorded offset is where the noise really came from.
             seg = dm.noises["factory"][m.noise_offset : m.noise_offset + m.noise.numel()].double()
             ratio = m.noise.double() / seg
             assert float(ratio.std() / ratio.mean()) < 1e-4
     assert _is_column_subset(dm.noise_dictionary_frames(), magnitude(dm.noise_train_part("factory")))
+    assert dm.summary()["noise_parts"]["factory"] == {
+        "training": [0, split],
+        "validation": [split, round(0.7 * total)],
+        "test": [round(0.7 * total), total],
+    }
 
 
-def test_test_noise_never_reaches_training(dm):
-    """Replacing the test part of the noise changes nothing that training sees."""
+def test_validation_mixtures_are_made_like_test_mixtures(dm):
+    validation = dm.validation_mixtures()
+    assert list(validation) == [-5, 0, 5, 10]
+    # n_validation_utterances None: all 2 x 3 utterances of the two validation speakers, at every SNR.
+    assert all(len(v) == 6 for v in validation.values()) and len(dm.validation_utterances) == 6
+    by_utt = {}
+    for snr, ms in validation.items():
+        for m in ms:
+            assert m.snr == snr and abs(snr_db(m.speech, m.noise) - snr) < 0.01
+            assert float((m.mixture - m.speech - m.noise).abs().max()) < 1e-5
+            by_utt.setdefault(m.utterance, set()).add(m.noise_offset)
+    # One noise segment per utterance, shared by its SNRs, as for the test mixtures.
+    assert all(len(v) == 1 for v in by_utt.values()) and len(by_utt) == 6
+    assert dm.evaluation_mixtures("validation") is validation
+    assert dm.evaluation_mixtures("test") is dm.test_mixtures()
+    with pytest.raises(ConfigError, match=r"eval_split 'dev'; expected one of \['validation', 'test'\]"):
+        dm.evaluation_mixtures("dev")
+
+
+def _fingerprint(module):
+    return [
+        (m.name, m.noise_offset, torch.sum(m.mixture.double() ** 2).item())
+        for ms in module.test_mixtures().values()
+        for m in ms
+    ]
+
+
+# The test mixtures of main (before the validation split) for SMALL, factory, seed 0: name and noise offset.
+_MAIN_TEST_MIXTURES = [
+    ("F05_u00_factory_-5dB", 533861),
+    ("M04_u00_factory_-5dB", 514413),
+    ("F05_u01_factory_-5dB", 447535),
+    ("F05_u00_factory_+0dB", 533861),
+]
+
+
+def test_test_mixtures_do_not_depend_on_the_validation_split(dm):
+    """Neither the number of validation speakers or utterances nor the validation noise changes a test mixture."""
+    reference = _fingerprint(dm)
+    for extra in ({"demo_validation_speakers": 4}, {"n_validation_utterances": 1}):
+        other = SpeechDataModule(noise="factory", seed=0, **SMALL, **extra)
+        other.setup()
+        other.validation_mixtures()  # drawn first: must not move the test draws
+        assert _fingerprint(other) == reference
+        for a, b in zip(other.test_mixtures()[5], dm.test_mixtures()[5], strict=True):
+            assert torch.equal(a.mixture, b.mixture) and torch.equal(a.speech, b.speech)
+        assert torch.equal(other.noise_dictionary_frames(), dm.noise_dictionary_frames())
+        assert torch.equal(other.speech_dictionary_frames(), dm.speech_dictionary_frames())
+    # Without a validation part the test part starts where the training part ends, as on main: the same
+    # utterances, speech and noise offsets as main's test mixtures.
+    legacy = SpeechDataModule(noise="factory", seed=0, noise_validation_fraction=0.0, **SMALL)
+    legacy.setup()
+    assert [(n, o) for n, o, _ in _fingerprint(legacy)[:4]] == _MAIN_TEST_MIXTURES
+    assert [n for n, _, _ in _fingerprint(legacy)] == [n for n, _, _ in reference]
+    for a, b in zip(legacy.test_mixtures()[0], dm.test_mixtures()[0], strict=True):
+        # Same utterances; only the noise segment moved (and with it the joint peak scaling).
+        assert torch.allclose(a.speech / a.scale, b.speech / b.scale, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match="noise_validation_fraction is 0"):
+        legacy.validation_mixtures()
+
+
+@pytest.mark.parametrize("part", ["validation", "test"])
+def test_evaluation_noise_never_reaches_training_or_the_other_split(dm, part):
+    """Replacing the validation (test) part of the noise changes nothing that training or the test (validation)
+    mixtures see."""
     other = SpeechDataModule(noise="factory", seed=0, **SMALL)
     other.setup()
-    split = other.noise_split["factory"]
+    lo, hi = other.noise_part_bounds("factory", part)
     noise = other.noises["factory"].clone()
-    noise[split:] = torch.randn(noise.numel() - split, generator=torch.Generator().manual_seed(1))
+    noise[lo:hi] = torch.randn(hi - lo, generator=torch.Generator().manual_seed(1))
     other.noises["factory"] = noise
     assert torch.equal(other.noise_dictionary_frames(), dm.noise_dictionary_frames())
     for a, b in zip(other.training_mixtures(), dm.training_mixtures(), strict=True):
         assert a.name == b.name and torch.equal(a.mixture, b.mixture)
-    assert not torch.equal(other.test_mixtures()[0][0].noise, dm.test_mixtures()[0][0].noise)
+    kept = "test" if part == "validation" else "validation"
+    for a, b in zip(other.evaluation_mixtures(kept)[0], dm.evaluation_mixtures(kept)[0], strict=True):
+        assert torch.equal(a.mixture, b.mixture)
+    assert not torch.equal(
+        other.evaluation_mixtures(part)[0][0].noise, dm.evaluation_mixtures(part)[0][0].noise
+    )
 
 
 def test_deterministic_and_seeded(dm):
@@ -148,7 +268,7 @@ def test_pooled_half_half(pooled):
         assert sorted(m.noise_kind for m in ms) == ["babble"] * 3 + ["factory"] * 3
         for m in ms:
             assert m.noise_offset >= pooled.noise_split[m.noise_kind]
-    assert pooled.summary()["noise_seconds"] == {"factory": 15.0, "babble": 15.0}
+    assert pooled.summary()["noise_seconds"] == {"factory": 40.0, "babble": 40.0}
 
 
 def test_fewer_frames_available_than_asked():
@@ -172,6 +292,11 @@ def test_noise_too_short_for_utterance():
     module.setup()
     with pytest.raises(DataError, match="test part of the factory noise"):
         module.test_mixtures()
+    # 2% of 40 s is 0.8 s, shorter than the demo utterances (1.5-3 s plus pauses).
+    module = SpeechDataModule(**{**SMALL, "noise_validation_fraction": 0.02})
+    module.setup()
+    with pytest.raises(DataError, match="validation part of the factory noise"):
+        module.validation_mixtures()
 
 
 @pytest.mark.parametrize(
@@ -180,6 +305,10 @@ def test_noise_too_short_for_utterance():
         ({"corpus": "wsj"}, "data.corpus"),
         ({"noise": "street"}, "data.noise"),
         ({"noise_train_fraction": 1.0}, "noise_train_fraction"),
+        ({"noise_validation_fraction": -0.1}, "data.noise_validation_fraction"),
+        ({"noise_train_fraction": 0.7, "noise_validation_fraction": 0.3}, "must be below 1"),
+        ({"n_validation_utterances": 0}, "data.n_validation_utterances"),
+        ({"demo_validation_speakers": 0}, "data.demo_validation_speakers"),
         ({"dict_speech_frames": 0}, "dict_speech_frames"),
         ({"n_test_utterances": -1}, "n_test_utterances"),
         ({"test_snrs": []}, "test_snrs"),
@@ -215,12 +344,13 @@ def fake_corpora(tmp_path, write_riff, write_sphere):
                 else:
                     write_riff(path, wave)
             k += 1
-    noise = make_noise("factory", 12.0, seed=0).numpy() * 32767  # int16 scale, as NOISEX-92's .mat files
+    # Long enough that 10% of each (the validation part) holds a 1.6 s utterance.
+    noise = make_noise("factory", 30.0, seed=0).numpy() * 32767  # int16 scale, as NOISEX-92's .mat files
     (tmp_path / "noisex92").mkdir()
     scipy.io.savemat(
         str(tmp_path / "noisex92" / "factory1.mat"), {"factory1": noise.astype(np.float64)[:, None]}
     )
-    write_riff(tmp_path / "noisex92" / "babble.wav", make_noise("babble", 10.0, seed=0).numpy())
+    write_riff(tmp_path / "noisex92" / "babble.wav", make_noise("babble", 25.0, seed=0).numpy())
     return tmp_path
 
 
@@ -236,16 +366,39 @@ def test_timit_layout(fake_corpora):
     module.setup()
     assert module.test_speakers == ["FELC0", "MDAB0"]  # the core test speakers present; not MREB0
     assert set(module.test_speakers) <= set(CORE_TEST_SPEAKERS)
+    # MREB0 (TEST/DR1) is one of Kaldi's 50 development speakers: the validation speaker.
+    assert module.validation_speakers == ["MREB0"] and set(module.validation_speakers) <= set(DEV_SPEAKERS)
     assert len(module.dictionary_speakers) == len(module.train_speakers) == 2
-    assert not set(module.dictionary_speakers) & set(module.train_speakers)
+    assert _pairwise_disjoint(
+        module.dictionary_speakers, module.train_speakers, module.validation_speakers, module.test_speakers
+    )
+    assert sorted(module.validation_utterances) == ["DR1_MREB0_SI1000", "DR1_MREB0_SX100"]  # no SA
     assert module.speech_dictionary_frames().shape == (257, 300)
     assert module.noise_dictionary_frames().shape == (257, 200)
-    # 12 s at (assumed) 19.98 kHz -> 16 kHz.
-    assert module.noises["factory"].numel() == int(np.ceil(12 * 16000 * 800 / 999))
-    assert module.noises["babble"].numel() == 10 * 16000
+    # 30 s at (assumed) 19.98 kHz -> 16 kHz.
+    assert module.noises["factory"].numel() == int(np.ceil(30 * 16000 * 800 / 999))
+    assert module.noises["babble"].numel() == 25 * 16000
     assert len(module.training_mixtures()) == 2 * 2  # SI + SX of 2 training speakers (no SA)
     assert all("SA" not in m.utterance for m in module.training_mixtures())
     assert len(module.test_mixtures()[0]) == 2 * 2 * 2  # 2 speakers x (SI, SX) x 2 noises
+    validation = module.validation_mixtures()[0]
+    assert len(validation) == 1 * 2 * 2 and {m.speaker for m in validation} == {"MREB0"}
+    for m in validation:
+        lo, hi = module.noise_part_bounds(m.noise_kind, "validation")
+        assert lo <= m.noise_offset and m.noise_offset + m.noise.numel() <= hi
+
+
+def test_timit_without_development_speakers(fake_corpora, caplog):
+    import shutil
+
+    shutil.rmtree(fake_corpora / "timit" / "TIMIT" / "TEST" / "DR1" / "MREB0")
+    caplog.set_level(logging.WARNING, logger="vaenmf")  # whatever an earlier test left the package logger at
+    module = SpeechDataModule(corpus="timit", data_root=str(fake_corpora), noise="factory", test_snrs=(0,))
+    module.setup()
+    assert module.validation_speakers == [] and "development-set speakers" in caplog.text
+    assert len(module.test_mixtures()[0]) == 4  # the test split is unaffected
+    with pytest.raises(ConfigError, match="eval_split=validation: this data has no validation speakers"):
+        module.validation_mixtures()
 
 
 def test_timit_missing_noise(fake_corpora):
@@ -266,15 +419,26 @@ def test_real_sample_corpora(shared_data):
         dict_noise_frames=1000,
         n_train_utterances=4,
         n_test_utterances=4,
+        n_validation_utterances=2,
         test_snrs=(0,),
+        # 20 s of noise: 10 s for training, 5 s for validation and 5 s for test, so that a TIMIT sentence (up
+        # to about 4 s) fits in each part (the protocol's 10% of 235 s is 23.5 s).
+        noise_train_fraction=0.5,
+        noise_validation_fraction=0.25,
     )
     module.setup()
-    # No TRAIN/TEST split in the NLTK sample: its 16 speakers are split 8/4/4.
-    assert (len(module.dictionary_speakers), len(module.train_speakers), len(module.test_speakers)) == (
-        8,
-        4,
-        4,
+    # No TRAIN/TEST split in the NLTK sample: its 16 speakers are split 6/4/2/4 (the training and test
+    # speakers are those of the three-way split before the validation split existed).
+    groups = (
+        module.dictionary_speakers,
+        module.train_speakers,
+        module.validation_speakers,
+        module.test_speakers,
     )
+    assert tuple(len(g) for g in groups) == (6, 4, 2, 4)
+    assert _pairwise_disjoint(*groups)
+    assert module.validation_speakers == ["FAPB0", "MARC0"]
+    assert module.test_speakers == ["FTLG0", "FVMH0", "MBMA1", "MCPM0"]
     assert module.speech_dictionary_frames().shape == (257, 2000)
     assert module.noise_dictionary_frames().shape == (257, 1000)
     assert module.noises["babble"].numel() == 20 * 16000
@@ -282,3 +446,8 @@ def test_real_sample_corpora(shared_data):
     assert len(mixes) == 4 and len({m.speaker for m in mixes}) == 4
     for m in mixes:
         assert abs(snr_db(m.speech, m.noise)) < 0.01
+    validation = module.validation_mixtures()[0]
+    assert len(validation) == 2 and {m.speaker for m in validation} == set(module.validation_speakers)
+    for m in validation:
+        lo, hi = module.noise_part_bounds("babble", "validation")
+        assert lo <= m.noise_offset and m.noise_offset + m.noise.numel() <= hi

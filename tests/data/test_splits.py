@@ -1,4 +1,4 @@
-"""The speaker-split policy on its own: gender interleave, the three-way split, balanced subsets."""
+"""The speaker-split policy on its own: gender interleave, the three- and four-way splits, balanced subsets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from vaenmf.data.records import SpeechItem
 from vaenmf.data.splits import (
     balanced_subset,
+    four_way_speaker_split,
     gender_interleaved,
     partition_by_speaker,
     three_way_speaker_split,
@@ -22,6 +23,22 @@ def test_three_way_split_is_gender_balanced_and_disjoint():
     assert (dictionary, training, test) == (["M00", "F01", "M02", "F03"], ["M04", "F05"], ["M06", "F07"])
     with pytest.raises(ConfigError, match="at least 3 speakers"):
         three_way_speaker_split(["M00", "F01"])
+
+
+def test_four_way_split_keeps_the_three_way_training_and_test_speakers():
+    """A corpus without a TRAIN/TEST split (NLTK's 16 TIMIT speakers): 6/4/2/4, every part gender-balanced."""
+    speakers = [f"M{i:02d}" for i in range(0, 16, 2)] + [f"F{i:02d}" for i in range(1, 16, 2)]
+    dictionary, training, validation, test = four_way_speaker_split(speakers)
+    assert [len(p) for p in (dictionary, training, validation, test)] == [6, 4, 2, 4]
+    _, training3, test3 = three_way_speaker_split(speakers)
+    assert (training, test) == (training3, test3)
+    parts = (dictionary, training, validation, test)
+    assert sorted(sum(parts, [])) == sorted(speakers)  # disjoint and complete
+    assert all({s[0] for s in p} == {"M", "F"} for p in parts)
+    # The smallest corpus that can be split: one speaker each.
+    assert four_way_speaker_split(["M00", "F01", "M02", "F03"]) == (["M00"], ["M02"], ["F01"], ["F03"])
+    with pytest.raises(ConfigError, match="at least 4 speakers"):
+        four_way_speaker_split(["M00", "F01", "M02"])
 
 
 def test_partition_and_balanced_subset_keep_the_items_order():

@@ -86,7 +86,7 @@ def test_smoke_job_end_to_end_from_another_directory(
     for key in ("task", "method", "noise", "seed", "git_commit", "config_hash", "summary", "rows"):
         assert key in metrics
     assert metrics["task"] == "speech" and metrics["method"] == "nmf" and metrics["noise"] == "factory"
-    assert metrics["paper_column"] == "NMF" and metrics["schema"] == 2
+    assert metrics["paper_column"] == "NMF" and metrics["schema"] == 2 and metrics["eval_split"] == "test"
     assert {"data", "dictionaries", "separator", "enhance_and_score"} <= set(metrics["timings_s"])
     summary = metrics["summary"]
     assert set(summary) == {"-5", "0"}

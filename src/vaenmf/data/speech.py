@@ -1,4 +1,4 @@
-"""The speech-enhancement data module: dictionary frames, training mixtures and test mixtures.
+"""The speech-enhancement data module: dictionary frames, training, validation and test mixtures.
 
 One :class:`SpeechDataModule` serves every method (NMF, DNMF, DRNN, VAE-NMF), so they all see the same
 speakers, noise segments and SNRs. It reads TIMIT + NOISEX-92 (``corpus="timit"``) or generates the embedded
@@ -6,17 +6,26 @@ demo corpora (``corpus="demo"``, no download), and everything it draws is determ
 
 Splits (DESIGN.md section 4):
 
-- speakers are disjoint between the three uses: dictionary speakers (speech dictionary frames),
-  encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers; the
-  policy (TIMIT's core test set, the demo's 1/2, 1/4, 1/4) is :mod:`vaenmf.data.splits`;
-- each noise is split by time: the first ``noise_train_fraction`` feeds the noise dictionary and the
-  training mixtures, the rest the test mixtures, so no test noise sample is ever seen in training.
+- speakers are disjoint between the four uses: dictionary speakers (speech dictionary frames),
+  encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF), validation speakers and
+  test speakers; the policy (TIMIT: Kaldi's 50-speaker development set for validation, the core test set for
+  test; the demo: 1/2, 1/4, 1/4 of ``demo_speakers`` plus ``demo_validation_speakers`` voices of their own) is
+  :mod:`vaenmf.data.splits`;
+- each noise is split by time into three disjoint parts: the first ``noise_train_fraction`` (60%) feeds the
+  noise dictionary and the training mixtures, the next ``noise_validation_fraction`` (10%) the validation
+  mixtures, the rest (the last 30%) the test mixtures, so no test noise sample is ever seen in training or
+  validation, and no validation sample in training;
+- validation mixtures are made exactly like test mixtures (every utterance at every SNR of ``test_snrs``,
+  noise scaled over the utterance, one noise segment per utterance and noise shared by its SNRs) from their
+  own seed stream, so the test mixtures are the same whether or how large the validation split is. Which
+  of the two a job scores is the task's ``eval_split`` (:meth:`SpeechDataModule.evaluation_mixtures`).
 
 Materialised data (dictionary frames, mixtures) is computed on first request and cached; ``setup()``
 itself only plans (who goes where, which noise) and loads/generates the noises; utterances are read
-(TIMIT) or synthesised (demo) when first needed. With the defaults, the demo setup takes well under a
-second for one noise (about 1.5 s pooled: 60 s of babble is synthesised), frames and mixtures another
-half second.
+(TIMIT) or synthesised (demo) when first needed. With the demo defaults (125 s of each noise), setup takes
+about 0.8 s of CPU time for factory noise and 3.7 s for babble (a crowd of talkers is synthesised), and
+nothing for the later jobs of a sweep, which share the generated noise; dictionary frames, training and
+test mixtures another 0.7 s, the validation mixtures 0.15 s.
 
 Speech dictionary frames: near-silent frames (more than ``silence_threshold_db`` = 40 dB below the loudest
 frame of their utterance: pauses, TIMIT's leading/trailing ``h#``) are dropped before the random pick
@@ -41,23 +50,46 @@ from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
 from vaenmf.data.noisex import find_noise_file
 from vaenmf.data.records import Mixture, SpeechItem
-from vaenmf.data.splits import balanced_subset, partition_by_speaker, three_way_speaker_split, timit_pools
+from vaenmf.data.splits import (
+    SpeakerPools,
+    balanced_subset,
+    partition_by_speaker,
+    three_way_speaker_split,
+    timit_pools,
+)
 from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
-__all__ = ["SpeechDataModule"]
+__all__ = ["EVAL_SPLITS", "SpeechDataModule", "noise_split_points"]
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("demo", "timit")
 NOISE_CHOICES = ("factory", "babble", "pooled")
+#: The splits a job can score (the task's ``eval_split``): validation for every choice, test for the tables.
+EVAL_SPLITS = ("validation", "test")
 _KINDS = {"factory": ("factory",), "babble": ("babble",), "pooled": ("factory", "babble")}
 
 # Seed streams (see stream_rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
-_S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX = range(10, 16)
+_S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX, _S_VALIDATION_MIX = range(
+    10, 17
+)
+_EVAL_STREAMS = {"validation": _S_VALIDATION_MIX, "test": _S_TEST_MIX}
 # Peak the mixture may reach before speech, noise and mixture are scaled down together.
 _MAX_PEAK = 0.99
+
+
+def noise_split_points(n_samples: int, train_fraction: float, validation_fraction: float) -> tuple[int, int]:
+    """Where a noise of ``n_samples`` is cut: training part ``[0, a)``, validation ``[a, b)``, test ``[b, n)``.
+
+    ``a = round(train_fraction * n)``, ``b = round((train_fraction + validation_fraction) * n)``
+    (``vaenmf-data check`` spells the same arithmetic out, to stay free of torch).
+    """
+    return (
+        int(round(train_fraction * n_samples)),
+        int(round((train_fraction + validation_fraction) * n_samples)),
+    )
 
 
 def _snr_tag(snr: float) -> str:
@@ -80,11 +112,21 @@ class SpeechDataModule(pl.LightningDataModule):
         n_train_utterances: Encoder-training utterances (None: all of the training speakers' SI+SX).
         n_test_utterances: Test utterances (None: all; TIMIT: the 192 of the core test set), chosen round
             robin over the test speakers.
+        n_validation_utterances: Validation utterances (None: all; TIMIT: the 400 of the development set),
+            chosen round robin over the validation speakers.
         train_snrs: SNRs (dB) drawn uniformly for training mixtures.
-        test_snrs: SNRs (dB) every test utterance is mixed at.
-        noise_train_fraction: Leading fraction of each noise used for training; the rest is for testing.
+        test_snrs: SNRs (dB) every test and every validation utterance is mixed at.
+        noise_train_fraction: Leading fraction of each noise for the noise dictionary and the training
+            mixtures (DESIGN.md: 0.6).
+        noise_validation_fraction: The fraction after it for the validation mixtures (DESIGN.md: 0.1); the
+            rest of the noise is for the test mixtures. 0: no validation noise (the test part then starts
+            where the training part ends; validation mixtures are refused).
         seed: Seed of every random choice (and of the demo corpora).
-        demo_speakers: Demo corpus speakers (>= 3; split 1/2 dictionary, 1/4 training, 1/4 test).
+        demo_speakers: Demo corpus speakers for the dictionary, training and test parts (>= 3; split 1/2
+            dictionary, 1/4 training, 1/4 test).
+        demo_validation_speakers: Further demo speakers, the validation speakers (>= 1). Speaker ``i`` of the
+            demo corpus depends only on the seed and ``i``, so they are other voices than the
+            ``demo_speakers``, and the other three parts are the same whatever their number.
         demo_utts_per_speaker: Demo utterances per speaker.
         demo_noise_seconds: Duration of each demo noise.
         silence_threshold_db: Speech dictionary frames more than this many dB below the utterance's loudest
@@ -111,6 +153,9 @@ class SpeechDataModule(pl.LightningDataModule):
         noise_train_fraction: float = 0.6,
         seed: int = 0,
         demo_speakers: int = 8,
+        demo_validation_speakers: int = 2,
+        n_validation_utterances: int | None = None,
+        noise_validation_fraction: float = 0.1,
         demo_utts_per_speaker: int = 8,
         demo_noise_seconds: float = 60.0,
         silence_threshold_db: float | None = 40.0,
@@ -124,6 +169,14 @@ class SpeechDataModule(pl.LightningDataModule):
         self.noise_train_fraction = check_number(
             noise_train_fraction, "data.noise_train_fraction", above=0, below=1
         )
+        self.noise_validation_fraction = check_number(
+            noise_validation_fraction, "data.noise_validation_fraction", at_least=0, below=1
+        )
+        if self.noise_train_fraction + self.noise_validation_fraction >= 1:
+            raise ConfigError(
+                f"data.noise_train_fraction + data.noise_validation_fraction must be below 1 (the rest of each "
+                f"noise is the test part), got {self.noise_train_fraction} + {self.noise_validation_fraction}"
+            )
         self.dict_speaker_fraction = check_number(
             dict_speaker_fraction, "data.dict_speaker_fraction", above=0, below=1
         )
@@ -140,11 +193,17 @@ class SpeechDataModule(pl.LightningDataModule):
         self.n_test_utterances = as_int(
             n_test_utterances, "data.n_test_utterances", minimum=1, allow_none=True
         )
+        self.n_validation_utterances = as_int(
+            n_validation_utterances, "data.n_validation_utterances", minimum=1, allow_none=True
+        )
         self.train_snrs = check_number_list(train_snrs, "data.train_snrs", hint="SNRs in dB")
         self.test_snrs = check_number_list(test_snrs, "data.test_snrs", hint="SNRs in dB")
         self.seed = int(seed)
         self.demo_speakers = int(demo_speakers)
         self.demo_utts_per_speaker = int(demo_utts_per_speaker)
+        self.demo_validation_speakers = as_int(
+            demo_validation_speakers, "data.demo_validation_speakers", minimum=1
+        )
         self.silence_threshold_db = None if silence_threshold_db is None else float(silence_threshold_db)
         # None: the default, one mixture per training utterance.
         self.mixtures_per_train_utterance = (
@@ -179,48 +238,55 @@ class SpeechDataModule(pl.LightningDataModule):
             return
         if self.corpus == "demo":
             check_int(self.demo_utts_per_speaker, "data.demo_utts_per_speaker", minimum=1)
+            # Speaker i depends only on (seed, i): the validation speakers are the indices after
+            # demo_speakers, so the dictionary, training and test speakers do not depend on their number.
+            speakers = make_speakers(self.demo_speakers + self.demo_validation_speakers, self.seed)
             items = [
                 SpeechItem(
                     spk.name,
                     f"{spk.name}_u{j:02d}",
                     synth=functools.partial(make_utterance, spk, i, j, self.seed, self.sr),
                 )
-                for i, spk in enumerate(make_speakers(self.demo_speakers, self.seed))
+                for i, spk in enumerate(speakers)
                 for j in range(self.demo_utts_per_speaker)
             ]
-            dict_spk, train_spk, test_spk = three_way_speaker_split(sorted({it.speaker for it in items}))
-            dict_items, train_items, test_items = partition_by_speaker(items, dict_spk, train_spk, test_spk)
+            validation_spk = [spk.name for spk in speakers[self.demo_speakers :]]
+            dict_spk, train_spk, test_spk = three_way_speaker_split(
+                [spk.name for spk in speakers[: self.demo_speakers]]
+            )
+            groups = (dict_spk, train_spk, validation_spk, test_spk)
+            pools = SpeakerPools(*partition_by_speaker(items, *groups))
             noises = {k: make_noise(k, self.demo_noise_seconds, self.seed) for k in self.noise_kinds}
             self.noise_sources = {k: f"demo:{k}(seed={self.seed})" for k in self.noise_kinds}
         else:
             timit_root, noisex_root = self._roots()
-            dict_items, train_items, test_items = timit_pools(
-                timit_root, self.dict_speaker_fraction, stream_rng(self.seed, _S_SPLIT)
+            pools = timit_pools(timit_root, self.dict_speaker_fraction, stream_rng(self.seed, _S_SPLIT))
+            groups = tuple(
+                sorted({it.speaker for it in part})
+                for part in (pools.dictionary, pools.training, pools.validation, pools.test)
             )
-            dict_spk = sorted({it.speaker for it in dict_items})
-            train_spk = sorted({it.speaker for it in train_items})
-            test_spk = sorted({it.speaker for it in test_items})
             noises, self.noise_sources = {}, {}
             for k in self.noise_kinds:
                 path = find_noise_file(noisex_root, k)
                 noises[k], _ = read_audio(path, target_sr=self.sr)
                 self.noise_sources[k] = str(path)
 
-        self.dictionary_speakers = list(dict_spk)
-        self.train_speakers = list(train_spk)
-        self.test_speakers = list(test_spk)
-        overlap = (
-            (set(dict_spk) & set(train_spk))
-            | (set(dict_spk) & set(test_spk))
-            | (set(train_spk) & set(test_spk))
+        self.dictionary_speakers, self.train_speakers, self.validation_speakers, self.test_speakers = (
+            list(g) for g in groups
         )
+        overlap = {s for i, a in enumerate(groups) for b in groups[i + 1 :] for s in set(a) & set(b)}
         assert not overlap, f"speaker splits overlap: {sorted(overlap)}"  # by construction
 
-        self._dict_items = dict_items
+        self._dict_items = pools.dictionary
         self._train_items = balanced_subset(
-            train_items, self.n_train_utterances, stream_rng(self.seed, _S_SUBSET)
+            pools.training, self.n_train_utterances, stream_rng(self.seed, _S_SUBSET)
         )
-        self._test_items = balanced_subset(test_items, self.n_test_utterances, None)
+        # Evaluation utterances are picked without randomness (round robin from each speaker's first).
+        self._eval_items = {
+            "validation": balanced_subset(pools.validation, self.n_validation_utterances, None),
+            "test": balanced_subset(pools.test, self.n_test_utterances, None),
+        }
+        self._test_items = self._eval_items["test"]
         if not self._dict_items or not self._train_items or not self._test_items:
             raise DataError(
                 f"empty split: {len(self._dict_items)} dictionary, {len(self._train_items)} training and "
@@ -228,11 +294,15 @@ class SpeechDataModule(pl.LightningDataModule):
             )
 
         self.noises = noises
-        self.noise_split = {k: int(round(self.noise_train_fraction * v.numel())) for k, v in noises.items()}
+        self.noise_bounds: dict[str, tuple[int, int]] = {}
         for k, wave in noises.items():
-            split = self.noise_split[k]
-            if split < 1 or split >= wave.numel():
-                raise DataError(f"the {k} noise ({wave.numel()} samples) is too short to split")
+            n = wave.numel()
+            a, b = noise_split_points(n, self.noise_train_fraction, self.noise_validation_fraction)
+            if a < 1 or b >= n:
+                raise DataError(f"the {k} noise ({n} samples) is too short to split")
+            self.noise_bounds[k] = (a, b)
+        #: End of the training part of each noise (samples).
+        self.noise_split = {k: a for k, (a, _) in self.noise_bounds.items()}
         self._cache.clear()
         self._ready = True
 
@@ -243,23 +313,46 @@ class SpeechDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------------------------------------------
     # Noise parts
 
+    #: The parts of each noise, in time order (see :meth:`noise_part_bounds`).
+    NOISE_PARTS = ("training", "validation", "test")
+
+    def noise_part_bounds(self, kind: str, part: str) -> tuple[int, int]:
+        """Sample range ``[lo, hi)`` of a part of a noise: the first ``noise_train_fraction`` is the
+        ``"training"`` part, the next ``noise_validation_fraction`` the ``"validation"`` part, the rest the
+        ``"test"`` part (disjoint and in this order)."""
+        self._check_ready()
+        check_choice(part, self.NOISE_PARTS, "noise part")
+        if kind not in self.noise_bounds:
+            raise ConfigError(f"noise {kind!r} is not part of this data module (noise={self.noise!r})")
+        a, b = self.noise_bounds[kind]
+        return {"training": (0, a), "validation": (a, b), "test": (b, self.noises[kind].numel())}[part]
+
     def noise_train_part(self, kind: str) -> torch.Tensor:
         """The training part (first ``noise_train_fraction``) of a noise.
 
         Shape:
             - output: ``(noise_split[kind],)``.
         """
-        self._check_ready()
-        return self.noises[kind][: self.noise_split[kind]]
+        lo, hi = self.noise_part_bounds(kind, "training")
+        return self.noises[kind][lo:hi]
 
-    def noise_test_part(self, kind: str) -> torch.Tensor:
-        """The test part (the rest) of a noise.
+    def noise_validation_part(self, kind: str) -> torch.Tensor:
+        """The validation part (the next ``noise_validation_fraction``) of a noise.
 
         Shape:
-            - output: ``(len(noise) - noise_split[kind],)``.
+            - output: ``(hi - lo,)`` with ``(lo, hi) = noise_part_bounds(kind, "validation")``.
         """
-        self._check_ready()
-        return self.noises[kind][self.noise_split[kind] :]
+        lo, hi = self.noise_part_bounds(kind, "validation")
+        return self.noises[kind][lo:hi]
+
+    def noise_test_part(self, kind: str) -> torch.Tensor:
+        """The test part (the rest, after the validation part) of a noise.
+
+        Shape:
+            - output: ``(hi - lo,)`` with ``(lo, hi) = noise_part_bounds(kind, "test")``.
+        """
+        lo, hi = self.noise_part_bounds(kind, "test")
+        return self.noises[kind][lo:hi]
 
     # ----------------------------------------------------------------------------------------------------
     # Dictionary frames
@@ -351,17 +444,15 @@ class SpeechDataModule(pl.LightningDataModule):
         kind: str,
         snr: float,
         rng: np.random.Generator,
-        test: bool,
+        part: str,
     ) -> Mixture:
         noise = self.noises[kind]
-        split = self.noise_split[kind]
-        lo, hi = (split, noise.numel()) if test else (0, split)
-        part = "test" if test else "training"
+        lo, hi = self.noise_part_bounds(kind, part)
         if speech.numel() > hi - lo:
             raise DataError(
                 f"the {part} part of the {kind} noise ({(hi - lo) / self.sr:.2f} s) is shorter than utterance "
                 f"{item.name} ({speech.numel() / self.sr:.2f} s); use a longer noise (demo_noise_seconds) or "
-                "change noise_train_fraction"
+                "change noise_train_fraction / noise_validation_fraction"
             )
         offset = lo + random_noise_segment(hi - lo, speech.numel(), rng)
         mixture, scaled = mix_at_snr(speech, noise, snr, offset=offset)
@@ -400,7 +491,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 kind = self.noise_kinds[k % len(self.noise_kinds)]
                 snr = float(snr_rng.choice(self.train_snrs))
                 rng = stream_rng(self.seed, _S_TRAIN_MIX, i, r)
-                yield self._mix(item, speech, kind, snr, rng, test=False)
+                yield self._mix(item, speech, kind, snr, rng, "training")
                 k += 1
 
     def training_mixtures(self) -> list[Mixture]:
@@ -417,34 +508,77 @@ class SpeechDataModule(pl.LightningDataModule):
             self._cache["train"] = list(self.iter_training_mixtures())
         return self._cache["train"]  # type: ignore[return-value]
 
-    def iter_test_mixtures(self) -> Iterator[tuple[float, Mixture]]:
-        """Yield ``(snr, mixture)`` pairs one at a time (same content as :meth:`test_mixtures`), without caching."""
+    def iter_evaluation_mixtures(self, split: str = "test") -> Iterator[tuple[float, Mixture]]:
+        """Yield ``(snr, mixture)`` pairs of the validation or the test split one at a time, without caching
+        (same content as :meth:`evaluation_mixtures`).
+
+        Args:
+            split: ``"validation"`` or ``"test"``.
+
+        Raises:
+            ConfigError: If ``split`` is neither, or the validation split is empty (no validation speakers,
+                or ``noise_validation_fraction`` 0).
+        """
         self._check_ready()
-        for i, item in enumerate(self._test_items):
+        items = self._evaluation_items(split)
+        stream = _EVAL_STREAMS[split]
+        for i, item in enumerate(items):
             speech = item.load()
             for kind in self.noise_kinds:
                 for snr in self.test_snrs:
                     # One noise offset per (utterance, noise), shared by all SNRs, so the SNR curve compares like
-                    # with like; keyed by the noise's name, so a babble-only run and a pooled run test on the same
-                    # babble mixtures.
-                    rng = stream_rng(self.seed, _S_TEST_MIX, i, NOISE_CHOICES.index(kind))
-                    yield snr, self._mix(item, speech, kind, snr, rng, test=True)
+                    # with like; keyed by the noise's name, so a babble-only run and a pooled run evaluate on the
+                    # same babble mixtures. Each split has its own stream: the test draws never depend on the
+                    # validation split.
+                    rng = stream_rng(self.seed, stream, i, NOISE_CHOICES.index(kind))
+                    yield snr, self._mix(item, speech, kind, snr, rng, split)
 
-    def test_mixtures(self) -> dict[float, list[Mixture]]:
-        """Test mixtures keyed by SNR (cached).
+    def _evaluation_items(self, split: str) -> list[SpeechItem]:
+        check_choice(split, EVAL_SPLITS, "eval_split")
+        items = self._eval_items[split]
+        if split == "validation":
+            if not items:
+                raise ConfigError(
+                    "eval_split=validation: this data has no validation speakers (TIMIT: none of the 50 "
+                    "development-set speakers under TEST/); use eval_split=test or a complete corpus"
+                )
+            if self.noise_validation_fraction == 0:
+                raise ConfigError(
+                    "eval_split=validation: data.noise_validation_fraction is 0, so no noise is set aside for "
+                    "validation mixtures; set it (DESIGN.md: 0.1)"
+                )
+        return items
 
-        Every test utterance is mixed at every SNR of ``test_snrs`` with a segment from the test part of the
-        noise (pooled: with each noise, so every list holds both kinds; see ``Mixture.noise_kind``).
+    def evaluation_mixtures(self, split: str = "test") -> dict[float, list[Mixture]]:
+        """Mixtures of the validation or the test split keyed by SNR (cached).
+
+        Every utterance of the split is mixed at every SNR of ``test_snrs`` with a segment from the split's
+        part of the noise (pooled: with each noise, so every list holds both kinds; see ``Mixture.noise_kind``).
+
+        Args:
+            split: ``"validation"`` or ``"test"`` (the task's ``eval_split``).
 
         Returns:
             ``{snr: [Mixture, ...]}`` in the order of ``test_snrs``; keys are ints when the SNRs are whole.
         """
-        if "test" not in self._cache:
+        if split not in self._cache:
             out: dict[float, list[Mixture]] = {_key(s): [] for s in self.test_snrs}
-            for snr, mix in self.iter_test_mixtures():
+            for snr, mix in self.iter_evaluation_mixtures(split):
                 out[_key(snr)].append(mix)
-            self._cache["test"] = out
-        return self._cache["test"]  # type: ignore[return-value]
+            self._cache[split] = out
+        return self._cache[split]  # type: ignore[return-value]
+
+    def iter_test_mixtures(self) -> Iterator[tuple[float, Mixture]]:
+        """Yield ``(snr, mixture)`` pairs of the test split one at a time (:meth:`iter_evaluation_mixtures`)."""
+        return self.iter_evaluation_mixtures("test")
+
+    def test_mixtures(self) -> dict[float, list[Mixture]]:
+        """Test mixtures keyed by SNR (cached; :meth:`evaluation_mixtures` of ``"test"``)."""
+        return self.evaluation_mixtures("test")
+
+    def validation_mixtures(self) -> dict[float, list[Mixture]]:
+        """Validation mixtures keyed by SNR (cached; :meth:`evaluation_mixtures` of ``"validation"``)."""
+        return self.evaluation_mixtures("validation")
 
     # ----------------------------------------------------------------------------------------------------
     # Introspection
@@ -454,6 +588,12 @@ class SpeechDataModule(pl.LightningDataModule):
         """Names of the test utterances."""
         self._check_ready()
         return [it.name for it in self._test_items]
+
+    @property
+    def validation_utterances(self) -> list[str]:
+        """Names of the validation utterances."""
+        self._check_ready()
+        return [it.name for it in self._eval_items["validation"]]
 
     @property
     def train_utterances(self) -> list[str]:
@@ -471,14 +611,21 @@ class SpeechDataModule(pl.LightningDataModule):
             "sample_rate": self.sr,
             "dictionary_speakers": self.dictionary_speakers,
             "train_speakers": self.train_speakers,
+            "validation_speakers": self.validation_speakers,
             "test_speakers": self.test_speakers,
             "n_dictionary_utterances": len(self._dict_items),
             "n_train_utterances": len(self._train_items),
+            "n_validation_utterances": len(self._eval_items["validation"]),
             "n_test_utterances": len(self._test_items),
             "train_snrs": list(self.train_snrs),
             "test_snrs": list(self.test_snrs),
             "noise_seconds": {k: v.numel() / self.sr for k, v in self.noises.items()},
             "noise_train_seconds": {k: s / self.sr for k, s in self.noise_split.items()},
+            # Sample ranges [lo, hi) of each part of each noise, at the pipeline's rate.
+            "noise_parts": {
+                k: {part: list(self.noise_part_bounds(k, part)) for part in self.NOISE_PARTS}
+                for k in self.noises
+            },
             "noise_sources": dict(self.noise_sources),
         }
         if "speech_frames" in self._cache:

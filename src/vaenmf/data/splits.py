@@ -1,13 +1,19 @@
-"""The speaker-split policy of the speech data: which speakers build the dictionary, train, and test.
+"""The speaker-split policy of the speech data: which speakers build the dictionary, train, validate and test.
 
-Speakers are disjoint between the three uses (DESIGN.md section 4): dictionary speakers (speech dictionary
-frames), encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF) and test speakers.
+Speakers are disjoint between the four uses (DESIGN.md section 4): dictionary speakers (speech dictionary
+frames), encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF), validation speakers
+(the mixtures every choice of a default is made on) and test speakers (the mixtures the tables report).
 
-- TIMIT (:func:`timit_pools`): test = the core test set (24 speakers, SI+SX, 192 utterances); the TRAIN
+- TIMIT (:func:`timit_pools`): test = the core test set (24 speakers, SI+SX, 192 utterances); validation = the
+  development set of the Kaldi TIMIT recipe (50 other TEST speakers, SI+SX, 400 utterances); the TRAIN
   speakers (SI+SX only) are shuffled with the given generator and split ``dict_speaker_fraction`` / rest.
-- Demo, and a TIMIT copy without a TRAIN/TEST split such as NLTK's sample (:func:`three_way_speaker_split`):
-  speakers are ordered male/female alternately and split about 1/2 dictionary, 1/4 training, 1/4 test
-  (8 speakers: 4/2/2, each part half male, half female).
+- A TIMIT copy without a TRAIN/TEST split, such as NLTK's sample (:func:`four_way_speaker_split`): speakers
+  are ordered male/female alternately and split about 3/8 dictionary, 1/4 training, 1/8 validation, 1/4 test
+  (NLTK's 16 speakers: 6/4/2/4); none of them is a core test or development speaker of the real corpus.
+- Demo (:func:`three_way_speaker_split`, done by the data module): the ``demo_speakers`` are split 1/2
+  dictionary, 1/4 training, 1/4 test (8 speakers: 4/2/2, each part half male, half female), and the
+  validation speakers are further synthetic voices of their own (``demo_validation_speakers``), so adding
+  them changed none of the other three parts.
 
 :func:`balanced_subset` then picks a number of utterances spread evenly over a part's speakers.
 """
@@ -16,16 +22,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vaenmf.data.records import SpeechItem
-from vaenmf.data.timit import core_test_set, dictionary_pool, index_timit
+from vaenmf.data.timit import core_test_set, development_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError
 
 __all__ = [
+    "SpeakerPools",
     "balanced_subset",
+    "four_way_speaker_split",
     "gender_interleaved",
     "partition_by_speaker",
     "three_way_speaker_split",
@@ -33,6 +42,23 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpeakerPools:
+    """The utterances of each use, speakers disjoint between them.
+
+    Attributes:
+        dictionary: Speech dictionary utterances.
+        training: Encoder-training utterances.
+        validation: Validation utterances (may be empty: a TIMIT copy without the development set).
+        test: Test utterances.
+    """
+
+    dictionary: list[SpeechItem]
+    training: list[SpeechItem]
+    validation: list[SpeechItem]
+    test: list[SpeechItem]
 
 
 def gender_interleaved(speakers: Sequence[str]) -> list[str]:
@@ -62,6 +88,25 @@ def three_way_speaker_split(speakers: Sequence[str]) -> tuple[list[str], list[st
     n_train = max(1, round(n / 4))
     n_dict = n - n_test - n_train
     return order[:n_dict], order[n_dict : n_dict + n_train], order[n_dict + n_train :]
+
+
+def four_way_speaker_split(speakers: Sequence[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """About 3/8 dictionary, 1/4 training, 1/8 validation, 1/4 test; gender-balanced where possible.
+
+    The training and test parts are those of :func:`three_way_speaker_split`; the validation speakers are taken
+    from the end of its dictionary part (at least one).
+
+    Raises:
+        ConfigError: With fewer than 4 speakers.
+    """
+    n = len(speakers)
+    if n < 4:
+        raise ConfigError(
+            f"need at least 4 speakers for disjoint dictionary/training/validation/test speakers, got {n}"
+        )
+    dictionary, training, test = three_way_speaker_split(speakers)
+    n_val = min(max(1, round(n / 8)), len(dictionary) - 1)
+    return dictionary[:-n_val], training, dictionary[-n_val:], test
 
 
 def partition_by_speaker(
@@ -96,15 +141,17 @@ def balanced_subset(
     return out
 
 
-def timit_pools(
-    root: Path, dict_speaker_fraction: float, rng: np.random.Generator
-) -> tuple[list[SpeechItem], list[SpeechItem], list[SpeechItem]]:
-    """The dictionary, encoder-training and test utterances of a TIMIT copy (see the module docstring).
+def timit_pools(root: Path, dict_speaker_fraction: float, rng: np.random.Generator) -> SpeakerPools:
+    """The dictionary, encoder-training, validation and test utterances of a TIMIT copy (see the module docstring).
 
     Args:
         root: The TIMIT folder.
         dict_speaker_fraction: Fraction of the TRAIN speakers that build the speech dictionary.
         rng: Shuffles the TRAIN speakers (used only when the copy has the core test set).
+
+    Returns:
+        The four pools. With a TRAIN/TEST split, ``validation`` holds the development-set speakers present
+        (empty, with a warning, when there are none).
 
     Raises:
         CorpusLayoutError: If the copy has too few TRAIN speakers, or a TEST split without the core test set.
@@ -115,6 +162,17 @@ def timit_pools(
     if test:
         if len(test) != 192:
             log.warning("TIMIT core test set under %s has %d utterances (expected 192)", root, len(test))
+        development = development_set(utts)
+        if not development:
+            log.warning(
+                "TIMIT at %s has none of the 50 development-set speakers (e.g. TEST/DR1/FAKS0): there are no "
+                "validation mixtures (eval_split=validation is refused)",
+                root,
+            )
+        elif len(development) != 400:
+            log.warning(
+                "TIMIT development set under %s has %d utterances (expected 400)", root, len(development)
+            )
         train_speakers = sorted({u.speaker for u in pool if u.split == "TRAIN"})
         if len(train_speakers) < 2:
             raise CorpusLayoutError(
@@ -128,20 +186,20 @@ def timit_pools(
         dictionary, training = partition_by_speaker(
             train_pool, set(shuffled[:n_dict]), set(shuffled[n_dict:])
         )
-        return dictionary, training, _items(test)
+        return SpeakerPools(dictionary, training, _items(development), _items(test))
     if any(u.split == "TEST" for u in utts):
         raise CorpusLayoutError(
             f"TIMIT at {root} has a TEST split but none of the 24 core test speakers (e.g. TEST/DR1/MDAB0)"
         )
-    # No TRAIN/TEST split (e.g. NLTK's sample): split its speakers like the demo corpus.
+    # No TRAIN/TEST split (e.g. NLTK's sample): split its own speakers four ways.
+    speakers = sorted({u.speaker for u in pool})
     log.warning(
-        "TIMIT at %s has no TRAIN/TEST split; splitting its %s speakers 1/2, 1/4, 1/4",
+        "TIMIT at %s has no TRAIN/TEST split; splitting its %d speakers 3/8, 1/4, 1/8, 1/4 into dictionary, "
+        "training, validation and test speakers",
         root,
-        len({u.speaker for u in pool}),
+        len(speakers),
     )
-    groups = three_way_speaker_split(sorted({u.speaker for u in pool}))
-    dictionary, training, testing = partition_by_speaker(_items(pool), *groups)
-    return dictionary, training, testing
+    return SpeakerPools(*partition_by_speaker(_items(pool), *four_way_speaker_split(speakers)))
 
 
 def _items(utterances: Iterable) -> list[SpeechItem]:
