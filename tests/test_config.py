@@ -122,6 +122,7 @@ def test_command_line_value_replaces_the_experiment_sweep():
         (["task=synergy", "noise=babble"], "noise= is a key of task=speech"),
         (["experiment=fig2_vaf", "activations.mu_iterations=3"], "is a key of task=speech"),
         (["synergy.figure_subject=2"], "is a key of task=synergy"),
+        (["task=synergy", "eval_split=validation"], "eval_split= is a key of task=speech"),
     ],
 )
 def test_command_line_checks_name_the_new_key(args, message):

@@ -152,7 +152,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 if outcome == "ran":
                     metrics["wall_time_s"] = time.time() - started
                     metrics["config"] = config_record(cfg)
-                    if folder.record(metrics):
+                    if folder.record(metrics) and metrics.get("status") == "ok":
                         log.info("metrics.json written to %s", output_dir)
                 else:  # the folder's metrics.json stays as it is (another config's, or this job's complete one)
                     folder.log_attempt({**metrics, "status": outcome} if outcome == "skipped" else metrics)
@@ -192,7 +192,10 @@ RENAMED_GROUPS = {
     "method=nmf_dnn and method=vae_nmf_mu",
 }
 #: Top-level keys that exist only in one task's config.
-TASK_KEYS = {"speech": ("noise", "activations", "reconstruction", "network"), "synergy": ("synergy",)}
+TASK_KEYS = {
+    "speech": ("noise", "eval_split", "activations", "reconstruction", "network"),
+    "synergy": ("synergy",),
+}
 
 
 def _override_key(arg: str) -> str | None:

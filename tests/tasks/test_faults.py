@@ -360,6 +360,10 @@ def test_ctrl_c_stops_the_sweep_with_one_line_and_records_interrupted(tmp_path):
         (["dictionary.epochs=-1", "method=vae_nmf"], "dictionary.epochs must be a positive integer, got -1"),
         (["activations.mask_power=0"], "activations.mask_power must be finite and > 0, got 0"),
         (["seed=-3"], "seed must be a nonnegative integer, got -3"),
+        (
+            ["data.n_test_utterances=40"],
+            "data.n_test_utterances=40 asks for more utterances than the test split has (24",
+        ),
     ],
 )
 def test_bad_values_are_refused_when_the_job_starts(tmp_path, train_cli, args, message):

@@ -278,6 +278,18 @@ class SpeechDataModule(pl.LightningDataModule):
         assert not overlap, f"speaker splits overlap: {sorted(overlap)}"  # by construction
 
         self._dict_items = pools.dictionary
+        for key, asked, pool in (
+            ("n_test_utterances", self.n_test_utterances, pools.test),
+            ("n_validation_utterances", self.n_validation_utterances, pools.validation),
+            ("n_train_utterances", self.n_train_utterances, pools.training),
+        ):
+            # An explicit count the split cannot meet is refused, not quietly lowered to what there is.
+            if asked is not None and asked > len(pool) and (pool or key != "n_validation_utterances"):
+                raise DataError(
+                    f"data.{key}={asked} asks for more utterances than the {key[2:-11]} split has "
+                    f"({len(pool)}, from {len({it.speaker for it in pool})} speakers); lower it, or set it to "
+                    "null for all of them"
+                )
         self._train_items = balanced_subset(
             pools.training, self.n_train_utterances, stream_rng(self.seed, _S_SUBSET)
         )

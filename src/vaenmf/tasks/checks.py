@@ -44,6 +44,7 @@ INTEGER_KEYS: dict[str, tuple[int, bool]] = {
     "data.dict_noise_frames": (1, False),
     "data.n_train_utterances": (1, True),
     "data.n_test_utterances": (1, True),
+    "data.n_validation_utterances": (1, True),
 }
 #: Real keys: (lower bound, whether the bound itself is allowed, upper bound exclusive or None).
 NUMBER_KEYS: dict[str, tuple[float, bool, float | None]] = {
@@ -55,6 +56,7 @@ NUMBER_KEYS: dict[str, tuple[float, bool, float | None]] = {
     "dictionary.system.noise_var": (0.0, False, None),
     "dictionary.system.penalty_weight": (0.0, True, None),
     "data.noise_train_fraction": (0.0, False, 1.0),
+    "data.noise_validation_fraction": (0.0, True, 1.0),
 }
 
 
