@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 
 export WANDB_ERROR_REPORTING := false
 
-.PHONY: install reproduce test test-slow test-realdata bench lint format clean help
+.PHONY: install reproduce test test-slow test-realdata test-cluster bench lint format clean help
 
 help:
 	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
-	@echo "make bench       benchmarks -> outputs/bench/{nmf,vae_nmf}.json"
+	@echo "make test-cluster  launcher=slurm on a throwaway single-node SLURM cluster (root; installs slurm-wlm, munge)"
+	@echo "make bench       benchmarks -> outputs/bench/{nmf,vae_nmf,synergy}.json"
 	@echo "make lint        ruff"
 	@echo "make clean       remove outputs and caches (keeps .venv)"
 
@@ -41,12 +42,18 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
+# Starts munged, slurmctld and slurmd in a temporary folder (tests/cluster/local_slurm.py), runs the tests marked
+# `cluster` against them, stops exactly those daemons. Installs slurm-wlm and munge with apt-get when missing.
+test-cluster: $(STAMP)
+	VAENMF_REQUIRE_CLUSTER=1 WANDB_MODE=disabled $(BIN)/python -m pytest -q -m cluster tests/cluster $(PYTEST_ARGS)
+
 test-realdata: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m realdata $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_nmf.py --out outputs/bench/nmf.json
-	$(BIN)/python scripts/bench_vae.py --out outputs/bench/vae_nmf.json
+	$(BIN)/python scripts/bench/nmf.py --out outputs/bench/nmf.json
+	$(BIN)/python scripts/bench/vae_nmf.py --out outputs/bench/vae_nmf.json
+	$(BIN)/python scripts/bench/synergy.py --out outputs/bench/synergy.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

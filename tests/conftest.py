@@ -53,3 +53,33 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-data excerpts not found at {path}")
     return path
+
+
+def random_frame_cosines(frames, W_true, rank: int, draws: int = 500, seed: int = 0):
+    """What the data gives a dictionary learner for free: the matched cosine
+    (:func:`vaenmf.metrics.matched_cosine`) with ``W_true`` of ``rank`` distinct data frames picked uniformly at
+    random, for ``draws`` independent picks (numpy generator seeded with ``seed``).
+
+    Args:
+        frames: Data, one frame per column, ``(m, n)`` (numpy array or tensor).
+        W_true: The dictionary to recover, ``(m, r)``.
+        rank: Frames per pick.
+
+    Returns:
+        The ``draws`` cosines (compare a learnt dictionary with their mean and upper quantiles).
+    """
+    import numpy as np
+
+    from vaenmf.metrics import matched_cosine
+
+    X = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
+    rng = np.random.default_rng(seed)
+    return np.array(
+        [matched_cosine(X[:, rng.choice(X.shape[1], rank, replace=False)], W_true) for _ in range(draws)]
+    )
+
+
+@pytest.fixture(scope="session")
+def frame_baseline():
+    """:func:`random_frame_cosines`: the recovery score of randomly picked data frames."""
+    return random_frame_cosines

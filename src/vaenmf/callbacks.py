@@ -1,7 +1,8 @@
 """Lightning callbacks of the package.
 
 :class:`EpochProgressBar`: a progress bar over epochs, for full-batch systems whose epochs are a single step
-(NMF, DNMF).
+(NMF, DNMF). :class:`StageState`: a stage's fingerprint and random states in its checkpoints, for exact resumption.
+:class:`FiniteLossGuard`: one clear message at the first non-finite training loss.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
-__all__ = ["EpochProgressBar"]
+__all__ = ["EpochProgressBar", "FiniteLossGuard", "StageState"]
 
 
 class EpochProgressBar(ProgressBar):
@@ -53,3 +54,95 @@ class EpochProgressBar(ProgressBar):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global random states (torch CPU and CUDA, numpy, Python) as plain types: a checkpoint that holds them
+    still loads with ``torch.load(weights_only=True)``."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [str(kind), [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class StageState(pl.Callback):
+    """Makes a stage's checkpoints its own and its resumption exact.
+
+    Every checkpoint gets a ``"vaenmf"`` entry with the stage's ``fingerprint`` (a hash of everything that
+    determines the stage's result: its data, its settings, the seed, the code), so that a rerun under other
+    inputs never resumes from it (:meth:`vaenmf.tasks.runtime.JobContext.fit_stage` checks it), and the global
+    random states at the moment of saving, restored when the stage resumes. With the data modules' shuffling
+    state (also checkpointed), a resumed stage draws the same batches and the same posterior samples as an
+    uninterrupted one.
+
+    Args:
+        fingerprint: The stage's fingerprint.
+    """
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint["vaenmf"] = {"fingerprint": self.fingerprint, "rng": _rng_states()}
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        state = checkpoint.get("vaenmf") or {}
+        if "rng" in state:
+            _set_rng_states(state["rng"])
+
+
+class FiniteLossGuard(pl.Callback):
+    """Stops a trained stage at its first non-finite loss with one message that says what to change.
+
+    Args:
+        stage: The stage's name, for the message.
+        data_note: What the data looked like (e.g. its range), for the message.
+    """
+
+    def __init__(self, stage: str, data_note: str = "") -> None:
+        self.stage = stage
+        self.data_note = data_note
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        import torch
+
+        from vaenmf.errors import DataError
+
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
+            raise DataError(
+                f"stage {self.stage}: the training loss is not finite at epoch {trainer.current_epoch}, batch "
+                f"{batch_idx}{'; ' + self.data_note if self.data_note else ''}. Rescale the data (e.g. divide it "
+                "by its RMS) or lower the learning rate"
+            )

@@ -8,10 +8,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from vaenmf.callbacks import FiniteLossGuard
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.errors import ConfigError, VaenmfError
 from vaenmf.models.gamma import sample_gamma
-from vaenmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.validation import as_nonnegative_tensor, check_int, check_rank, check_scale
 
 
 def _accelerator(device: str | torch.device) -> str:
@@ -58,9 +59,10 @@ class VAENMFEstimator:
         progress: bool = False,
         **model_kwargs: Any,
     ) -> None:
+        # Checked here, before any fit: Lightning reads max_epochs=-1 as "no limit" and would never return.
         self.rank = rank
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
+        self.max_epochs = check_int(max_epochs, "max_epochs", 1)
+        self.batch_size = check_int(batch_size, "batch_size", 1)
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
@@ -77,6 +79,7 @@ class VAENMFEstimator:
 
         X = as_nonnegative_tensor(X, "X", dtype=torch.float32)
         check_rank(self.rank, tuple(X.shape))
+        check_scale(X, "X")
         pl.seed_everything(self.seed, workers=True, verbose=False)
 
         def optimizer(params: Any) -> torch.optim.Optimizer:
@@ -101,6 +104,9 @@ class VAENMFEstimator:
             enable_checkpointing=False,
             enable_progress_bar=self.progress,
             enable_model_summary=False,
+            callbacks=[
+                FiniteLossGuard("VAE-NMF fit", f"X ranges over [{float(X.min()):.3g}, {float(X.max()):.3g}]")
+            ],
         )
         trainer.fit(system, datamodule=MatrixDataModule(X, batch_size=int(self.batch_size), seed=self.seed))
         self.system_ = system.cpu().eval()
@@ -135,12 +141,13 @@ class VAENMFEstimator:
         Args:
             X: Nonnegative data.
             kind: ``"mean"`` (``alpha / beta``) or ``"sample"``.
-            n_samples: Number of samples when ``kind="sample"``.
+            n_samples: Number of samples when ``kind="sample"`` (at least 1).
             seed: Seed of the samples (default: the estimator's seed).
 
         Returns:
             ``(r, n)`` for the mean or one sample, ``(n_samples, r, n)`` for several samples.
         """
+        n_samples = check_int(n_samples, "n_samples", 1)
         alpha, beta = (torch.from_numpy(a) for a in self.posterior(X))
         if kind == "mean":
             return (alpha / beta).numpy()

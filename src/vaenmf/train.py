@@ -23,7 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vaenmf.atomic import write_json_atomic
+from vaenmf.atomic import write_text_atomic
+from vaenmf.cluster import check_launch_settings
 from vaenmf.errors import VaenmfError
 from vaenmf.jobfile import COMPONENT_GROUPS, job_identity
 from vaenmf.tasks.runtime import REPO_ROOT, config_hash, git_commit
@@ -48,76 +49,137 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """The job was stopped by a signal (SIGINT, SIGTERM): recorded as ``status: interrupted``."""
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    """Ctrl-C or SIGTERM, also when Lightning turned it into ``SystemExit`` after a graceful shutdown."""
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    return isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise JobInterrupted(f"signal {signum}")
+
+
 def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
-    """Run the configured task and write ``metrics.json`` into the job directory (also when the job fails).
+    """Run the configured task in its job folder and record it (:mod:`vaenmf.tasks.jobdir`).
+
+    The folder is locked for the job; a folder that holds a job of another config is refused before any work; a
+    complete earlier result of the same job is returned without rerunning it; ``metrics.json`` is written also
+    when the job fails or is interrupted (``status: failed`` / ``interrupted``), except that a failure never
+    replaces a complete result, and every attempt is logged in ``attempts.jsonl``.
 
     Args:
         cfg: The composed config.
         output_dir: The job directory; default Hydra's ``runtime.output_dir``.
 
     Returns:
-        The metrics written.
+        The metrics written (or the complete ones of an earlier attempt).
     """
+    import signal
+
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
     from vaenmf.tasks import check_job_config, get_task
+    from vaenmf.tasks.checks import check_job_values
+    from vaenmf.tasks.jobdir import JobDirectory
     from vaenmf.tasks.runtime import JobContext, config_record
 
     output_dir = Path(output_dir or HydraConfig.get().runtime.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     header = {
         **job_identity(cfg),
         "seed": cfg.get("seed"),
         "git_commit": git_commit(),
         "output_dir": str(output_dir),
     }
-    # Under SLURM + DDP every rank runs this job; only global rank 0 writes files (DESIGN.md, PITFALLS.md).
+    # Under SLURM + DDP every rank runs this job; only global rank 0 locks, writes and records (DESIGN.md).
     is_rank_zero = rank_zero_only.rank == 0
-    job = JobContext(cfg, output_dir)
+    folder = JobDirectory(output_dir, enabled=is_rank_zero)
     started = time.time()
     metrics: dict[str, Any] = {}
+    outcome = "ran"  # or "refused" (another config's folder), "skipped" (complete already)
+    # SIGTERM (scancel, a cluster's time limit) ends the job as Ctrl-C does: recorded as interrupted.
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    if previous_handler is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    job = JobContext(cfg, output_dir)
     try:
-        # Before anything resolves the config: a method or data of another task is one clear message.
-        check_job_config(cfg, CONFIG_DIR)
-        header["config_hash"] = config_hash(cfg)
-        if is_rank_zero:
-            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        if cfg.get("torch_threads"):
-            import torch
+        with folder:
+            try:
+                # Before anything resolves the config: a method or data of another task is one clear message.
+                check_job_config(cfg, CONFIG_DIR)
+                check_job_values(cfg)
+                check_launch_settings(cfg)  # inconsistent DDP/SLURM settings
+                header["config_hash"] = config_hash(cfg)
+                try:
+                    done = folder.previous_result(config_record(cfg))
+                except VaenmfError:
+                    outcome = "refused"
+                    raise
+                if done is not None:
+                    log.info(
+                        "%s holds this job's complete result (metrics.json); not running it again", output_dir
+                    )
+                    outcome, metrics = "skipped", done
+                    return done
+                if is_rank_zero:
+                    write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+                pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+                if cfg.get("torch_threads"):
+                    import torch
 
-            torch.set_num_threads(int(cfg.torch_threads))
-        task = get_task(str(cfg.task))
-        metrics = {**header, **task(cfg, job), "status": "ok"}
-        return metrics
-    except BaseException as err:
-        metrics = {**header, "status": "failed", "error": f"{type(err).__name__}: {err}"}
-        if not isinstance(err, VaenmfError):
-            metrics["traceback"] = traceback.format_exc()
-        raise
+                    torch.set_num_threads(int(cfg.torch_threads))
+                task = get_task(str(cfg.task))
+                metrics = {**header, **task(cfg, job), "status": "ok"}
+                return metrics
+            except BaseException as err:
+                status = "interrupted" if _is_interrupt(err) else "failed"
+                # Lightning turns Ctrl-C into SystemExit(1) after its graceful shutdown: name the interrupt.
+                cause = err.__context__ if isinstance(err, SystemExit) and status == "interrupted" else err
+                metrics = {
+                    **header,
+                    "status": status,
+                    "error": f"{type(cause).__name__}: {cause}".rstrip(": "),
+                }
+                if status == "failed" and not isinstance(err, VaenmfError):
+                    metrics["traceback"] = traceback.format_exc()
+                raise
+            finally:
+                if outcome == "ran":
+                    metrics["wall_time_s"] = time.time() - started
+                    metrics["config"] = config_record(cfg)
+                    if folder.record(metrics):
+                        log.info("metrics.json written to %s", output_dir)
+                else:  # the folder's metrics.json stays as it is (another config's, or this job's complete one)
+                    folder.log_attempt({**metrics, "status": outcome} if outcome == "skipped" else metrics)
     finally:
-        metrics["wall_time_s"] = time.time() - started
-        metrics["config"] = config_record(cfg)
-        try:
-            if is_rank_zero:
-                write_json_atomic(output_dir / "metrics.json", metrics)
-        finally:
-            job.finish()
-            _finish_wandb()
+        job.finish()
+        _finish_wandb()
+        if previous_handler is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
-        metrics = run_job(cfg)
+        run_job(cfg)
     except VaenmfError as err:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep goes on with the other jobs and reports this one at the end
         # One message, on stderr (metrics.json in the job directory records it too).
         print(f"vaenmf-train: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    log.info("metrics.json written to %s", metrics.get("output_dir"))
+    except BaseException as err:
+        if not _is_interrupt(err):
+            raise
+        # One line, and the sweep stops here (a multirun's later jobs do not start).
+        where = HydraConfig.get().runtime.output_dir
+        print(f"vaenmf-train: interrupted; {where}/metrics.json records status interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 #: Spellings of earlier versions, and what replaced them.
@@ -167,6 +229,11 @@ def check_command_line(args: list[str]) -> str | None:
         if key is not None:
             overrides[key] = arg.split("=", 1)[1]
     task = _task_of(overrides)
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        if key in overrides and Path(overrides[key]).exists() and not Path(overrides[key]).is_dir():
+            return (
+                f"{key}={overrides[key]} is a file; a job's output folder must be a folder (or not exist yet)"
+            )
     for key in overrides:
         group = key.split(".", 1)[0]
         if group in RENAMED_GROUPS:

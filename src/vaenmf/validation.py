@@ -38,6 +38,7 @@ __all__ = [
     "check_number",
     "check_number_list",
     "check_rank",
+    "check_scale",
 ]
 
 T = TypeVar("T")
@@ -297,3 +298,22 @@ def check_rank(rank: int, shape: tuple[int, ...], name: str = "X") -> int:
             f"choose rank <= {limit}"
         )
     return int(rank)
+
+
+def check_scale(X: torch.Tensor, name: str = "X") -> None:
+    """Refuse data whose squares overflow float32 (the likelihoods and divergences need ``x^2``), naming the scale.
+
+    Args:
+        X: Data, any shape.
+        name: Its name in the message.
+
+    Raises:
+        DataError: If ``sum(x^2)`` is not finite in float32.
+    """
+    if not bool(X.float().pow(2).sum().isfinite()):
+        peak = float(X.double().max())
+        rms = float(X.double().pow(2).mean().sqrt())
+        raise DataError(
+            f"{name}: values up to {peak:.3g} (RMS {rms:.3g}) overflow float32 when squared, which the "
+            "likelihoods and divergences need; rescale the data, e.g. divide it by its RMS"
+        )

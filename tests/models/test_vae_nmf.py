@@ -61,25 +61,45 @@ def test_loss_decreases() -> None:
     assert last < 0.5 * first, (first, last)
 
 
-def test_recovers_known_dictionary() -> None:
+def _initial_cosine(seed: int) -> float:
+    """Matched cosine of the untrained dictionary (``reset_dictionary``, as ``_fit`` starts) with the truth."""
+    x, w_true, g = _synthetic(seed)
+    torch.manual_seed(seed)
+    model = VAENMF(10, 4, hidden=(64, 64), noise_var=0.01)
+    model.reset_dictionary(x, generator=g)
+    return matched_cosine(model.dictionary(), w_true)
+
+
+def test_recovers_known_dictionary(frame_baseline) -> None:
     model, w_true, _ = _fit(seed=1)
     w = model.dictionary()
-    assert bool((w >= 0).all())
     cos = matched_cosine(w, w_true)
-    assert cos >= 0.9, cos
     x, _, _ = _synthetic(1)
+    # What the data gives for free on this generator: 4 random data frames match at 0.873 on average (95th
+    # percentile 0.940, best of 500 picks 0.970), the untrained dictionary at 0.802. Training must clearly beat
+    # both (measured: 0.992).
+    frames = frame_baseline(x.T, w_true, rank=4)
+    assert cos >= np.quantile(frames, 0.95) + 0.03, (cos, np.quantile(frames, 0.95))
+    assert cos >= _initial_cosine(1) + 0.15, (cos, _initial_cosine(1))
     mean = model.posterior_mean(x[:256])
     assert mean.shape == (256, 4) and bool((mean > 0).all())
 
 
 @pytest.mark.slow
-def test_recovers_known_dictionary_over_seeds() -> None:
-    cosines = [matched_cosine(_fit(seed=s)[0].dictionary(), _fit_truth(s)) for s in range(5)]
-    assert min(cosines) >= 0.85 and float(np.mean(cosines)) >= 0.95, cosines
-
-
-def _fit_truth(seed: int) -> torch.Tensor:
-    return _synthetic(seed)[1]
+def test_recovers_known_dictionary_over_seeds(frame_baseline) -> None:
+    """Seeds 0-4, measured: 0.995, 0.992, 0.988, 0.910, 0.992 against random frames' 95th percentiles 0.894,
+    0.940, 0.920, 0.926, 0.905 (means 0.78-0.87) and untrained dictionaries' 0.70-0.80: seed 3 recovers three of
+    the four atoms, below the best random picks but well above a typical one."""
+    margins_p95, margins_mean, gains = [], [], []
+    for seed in range(5):
+        x, w_true, _ = _synthetic(seed)
+        cos = matched_cosine(_fit(seed=seed)[0].dictionary(), w_true)
+        frames = frame_baseline(x.T, w_true, rank=4)
+        margins_p95.append(cos - float(np.quantile(frames, 0.95)))
+        margins_mean.append(cos - float(frames.mean()))
+        gains.append(cos - _initial_cosine(seed))
+    assert min(margins_mean) >= 0.05 and min(gains) >= 0.1, (margins_mean, gains)
+    assert float(np.mean(margins_p95)) >= 0.04, margins_p95
 
 
 def test_same_seed_same_result_bitwise() -> None:
@@ -256,4 +276,3 @@ def test_loss_decreases_on_demo_speech(likelihood: str) -> None:
             losses.append(out["loss"].item())
     assert np.isfinite(losses).all()
     assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.1 * abs(np.mean(losses[:8]))
-    assert (model.dictionary() >= 0).all()

@@ -41,6 +41,34 @@ def snr_summary(base: float, pesq: float = 2.0, input_sdr: float = -1.0) -> dict
     return out
 
 
+#: Per-utterance offsets of :func:`utterance_rows` (mean 0, sample variance 5/3).
+OFFSETS = (-1.5, -0.5, 0.5, 1.5)
+
+
+def utterance_rows(
+    summary: dict[str, dict[str, float]], noise: str, spread: float = 1.0
+) -> list[dict[str, Any]]:
+    """Per-utterance rows whose means are ``summary``: utterance ``u{k}`` scores the summary value plus
+    ``spread * OFFSETS[k]`` for every metric, with each noise kind of the job (pooled: factory and babble).
+
+    Rows are named like the task names its mixtures (``u0_factory_-5dB``)."""
+    kinds = ("factory", "babble") if noise == "pooled" else (noise,)
+    rows = []
+    for snr, values in summary.items():
+        for kind in kinds:
+            for k, off in enumerate(OFFSETS):
+                row: dict[str, Any] = {
+                    "utterance": f"u{k}_{kind}_{float(snr):+g}dB",
+                    "snr": float(snr),
+                    "noise": kind,
+                }
+                for key, value in values.items():
+                    if key != "n_utterances":
+                        row[key] = value + spread * off
+                rows.append(row)
+    return rows
+
+
 def write_job(
     root: Path,
     name: str,
@@ -54,7 +82,12 @@ def write_job(
     commit: str = "abc1234",
     overrides: bool = True,
     config: dict[str, Any] | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    spread: float = 1.0,
+    eval_split: str | None = None,
 ) -> Path:
+    """A job folder with ``.hydra/`` and a ``metrics.json``; ``rows`` None: :func:`utterance_rows` of the summary
+    with ``spread`` (``[]`` for none); ``eval_split`` None: not recorded (an older file, read as test)."""
     job = root / name
     job.mkdir(parents=True)
     if overrides:
@@ -80,9 +113,11 @@ def write_job(
         "status": status,
         "config": config or {},
     }
+    if eval_split is not None:
+        data["eval_split"] = eval_split
     if status == "ok":
         data["summary"] = summary if summary is not None else snr_summary(0.0)
-        data["rows"] = []
+        data["rows"] = utterance_rows(data["summary"], noise, spread) if rows is None else rows
     else:
         data["error"] = error or "RuntimeError: boom"
     (job / "metrics.json").write_text(json.dumps(data))
@@ -91,7 +126,7 @@ def write_job(
 
 @pytest.fixture
 def make_job() -> Callable[..., Path]:
-    """``make_job(root, name, method, noise, seed, summary=None, status="ok", ...)``."""
+    """``make_job(root, name, method, noise, seed, summary=None, status="ok", rows=None, eval_split=None, ...)``."""
     return write_job
 
 

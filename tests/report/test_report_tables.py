@@ -181,34 +181,67 @@ def test_write_report_files(full_sweep, tmp_path):
     out = tmp_path / "report"
     written = write_speech_report(load_jobs([full_sweep]), out)
     names = sorted(p.name for p in written)
-    assert names == sorted(["table1.md", "table1.csv", "table1.tex", "ablation.md", "ablation.csv"])
+    assert names == sorted(
+        [
+            "table1.md",
+            "table1.csv",
+            "table1.tex",
+            "ablation.md",
+            "ablation.csv",
+            "differences.md",
+            "differences.csv",
+        ]
+    )
     md = (out / "table1.md").read_text()
-    assert "4.00 ± 2.83 (paper 2.90, +1.10)" in md
-    assert "5.50 ± 2.83 (paper 8.86, -3.36)" in md
+    assert md.startswith("# Table 1: speech enhancement") and "[test split]" in md.splitlines()[0]
+    # NMF at -5 dB: seed means 2 and 6 (B = 8), 4 utterances per seed with variance 5/3: SE^2 = 8/2 + 5/12,
+    # df = SE^4 / (4^2 + 2 (5/24)^2 / 3) = 1.2170, t = 8.4261: 4 +- 17.708 (two seeds 4 dB apart decide little).
+    assert "4.00 [-13.71, 21.71] (paper 2.90, +1.10)" in md
+    assert "5.50 [-12.21, 23.21] (paper 8.86, -3.36)" in md
     assert "Corpus: demo" in md and "Seeds: 0, 1" in md and "abc1234 (16 jobs)" in md
     rows = list(csv.DictReader((out / "table1.csv").open()))
     assert len(rows) == 5 * 4 * 4
     assert list(rows[0]) == [
         "table",
+        "eval_split",
         "snr",
         "column",
         "metric",
         "ours",
+        "lo",
+        "hi",
         "paper",
         "diff",
         "n_seeds",
+        "n_utterances",
         "status",
         "std",
+        "se",
+        "df",
         "note",
+        "ci_note",
     ]
     row = next(r for r in rows if (r["snr"], r["column"], r["metric"]) == ("-5", "NMF", "sdr"))
     assert float(row["ours"]) == pytest.approx(4.0) and float(row["paper"]) == 2.90
     assert float(row["diff"]) == pytest.approx(1.10) and row["n_seeds"] == "2" and row["status"] == "ok"
+    assert row["eval_split"] == "test" and row["n_utterances"] == "8"
+    assert float(row["lo"]) == pytest.approx(-13.708169, abs=1e-5) and float(row["hi"]) == pytest.approx(
+        21.708169
+    )
+    assert float(row["se"]) == pytest.approx(math.sqrt(4 + 5 / 12)) and float(row["df"]) == pytest.approx(
+        1.216983
+    )
+    assert float(row["std"]) == pytest.approx(math.sqrt(8.0))
     tex = (out / "table1.tex").read_text()
     assert "\\begin{tabular}" in tex and "\\multicolumn{4}{c}{VAE-NMF}" in tex and "4.00" in tex
+    assert "{\\scriptsize [$-13.71$, $21.71$]}" in tex and "[test split]" in tex
     ablation = list(csv.DictReader((out / "ablation.csv").open()))
     inp = next(r for r in ablation if r["method"] == "input" and r["snr"] == "-5" and r["metric"] == "sdr")
     assert float(inp["ours"]) == pytest.approx(0.0)  # (-1 factory, +1 babble) / 2
+    sar = next(r for r in ablation if r["method"] == "input" and r["snr"] == "Aver" and r["metric"] == "sar")
+    assert (
+        sar["status"] == "n/a" and sar["ours"] == "" and sar["lo"] == "" and "not applicable" in sar["note"]
+    )
     assert "input (unprocessed mixture)" in (out / "ablation.md").read_text()
     assert "nmf (nmf dictionary + mu activations)" in (out / "ablation.md").read_text()
 
@@ -218,7 +251,7 @@ def test_write_report_explicit_table_and_errors(full_sweep, tmp_path):
     written = write_speech_report(jobs, tmp_path / "o", tables=["table2"])
     assert (tmp_path / "o" / "table2.md").is_file()
     assert "missing" in (tmp_path / "o" / "table2.md").read_text()
-    assert not (tmp_path / "o" / "table1.md").exists() and len(written) == 5
+    assert not (tmp_path / "o" / "table1.md").exists() and len(written) == 7
     with pytest.raises(ConfigError, match="unknown table"):
         write_speech_report(jobs, tmp_path / "o", tables=["table3"])
     with pytest.raises(DataError, match="does not exist"):

@@ -139,7 +139,7 @@ def test_synergy_jobs_do_not_shadow_speech_jobs(tmp_path, make_job, snr_summary,
     row = next(
         line for line in (tmp_path / "out" / "table1.md").read_text().splitlines() if line.startswith("| -5")
     )
-    assert "3.00 (paper 2.90" in row
+    assert "3.00 [0.95, 5.05] (paper 2.90" in row
 
 
 def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
@@ -156,8 +156,9 @@ def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
     ]
     md = render_markdown(jobs)
     train = next(line for line in md.splitlines() if line.startswith("| NMF (seed 0) | train | fixed_w"))
-    # Mean over the 4 movements of both jobs: (0.96 - 0.01, 0.96 - 0.02, 0.86 - 0.01, 0.86 - 0.02) -> 0.895.
-    assert "| 0.8950 |" in train and "| 4 |" in train
+    # Mean over the 4 movements of both jobs: (0.96 - 0.01, 0.96 - 0.02, 0.86 - 0.01, 0.86 - 0.02) -> 0.895;
+    # sample variance 0.0101 / 3, SE 0.02901, t(0.975, 3) = 3.18245: 0.895 -+ 0.0923.
+    assert "| 0.8950 [0.8027, 0.9873] |" in train and "| 4 |" in train
     assert not [w for w in recwarn if issubclass(w.category, ReportWarning)]
     _write_synergy_job(tmp_path, "2", "nmf", [0.5, 0.5, 0.5], subject=2)  # the same movements again
     with pytest.warns(ReportWarning, match="subject 2 movement 1 is in more than one job"):
@@ -167,3 +168,10 @@ def test_jobs_that_split_the_subjects_are_merged(tmp_path, recwarn):
     with pytest.warns(ReportWarning) as caught:
         write_synergy_report(load_jobs([tmp_path]), tmp_path / "out")
     assert sum("subject 2 movement 1" in str(w.message) for w in caught) == 1
+
+
+def test_mean_vaf_carries_its_interval_over_movements(tmp_path):
+    _write_synergy_job(tmp_path, "0", "nmf", [0.95, 0.96, 0.97])
+    md = render_markdown(load_jobs([tmp_path]))
+    # Movements score 0.95 and 0.94: mean 0.945, SE 0.005, t(0.975, 1) = 12.7062: 0.945 -+ 0.0635.
+    assert "| NMF (seed 0) | train | fixed_w | 0.9450 [0.8815, 1.0085] | 0.0050 |" in md

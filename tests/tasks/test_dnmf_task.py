@@ -211,7 +211,7 @@ def test_bad_configuration_and_data_give_one_clear_error(tmp_path):
     torch.testing.assert_close(Wb_n, W_n)
 
 
-def test_dnmf_column_end_to_end(tmp_path, train_cli):
+def test_dnmf_column_end_to_end(tmp_path, train_cli, nmf_reference):
     out = tmp_path / "job"
     result = train_cli(
         [
@@ -226,8 +226,11 @@ def test_dnmf_column_end_to_end(tmp_path, train_cli):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("dnmf", "DNMF", "ok")
-    # Measured: SDR 3.8 dB against -4.9 dB unprocessed at -5 dB.
-    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+    # DNMF's reconstruction bases start from the NMF bases and are trained discriminatively: at -5 dB it does
+    # not fall below plain KL-NMF on the same mixtures (measured: 3.84 dB, the numpy NMF reference 3.75 dB, the
+    # unprocessed input -4.85 dB). Not yet at 0 dB: 7.66 dB against the reference's 8.00 dB (its bases are trained
+    # for the p = 1 mask and tested with p = 2, issue 9 item 3); extend the check to 0 dB once that is fixed.
+    assert metrics["summary"]["-5"]["sdr"] > nmf_reference(metrics, snrs=(-5,))["-5"] - 0.3
     assert (out / "checkpoints" / "dnmf_recon" / "last.ckpt").is_file()
     with open(out / "csv" / "dnmf_recon" / "metrics.csv") as fh:
         objective = [

@@ -139,7 +139,7 @@ def test_missing_key_and_all_validation_are_config_errors(tmp_path):
         )
 
 
-def test_drnn_column_end_to_end(tmp_path, train_cli):
+def test_drnn_column_end_to_end(tmp_path, train_cli, nmf_reference):
     out = tmp_path / "job"
     result = train_cli(
         [
@@ -158,8 +158,11 @@ def test_drnn_column_end_to_end(tmp_path, train_cli):
     assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("drnn", "DNN", "ok")
     assert metrics["components"] == {"network": "drnn"} and "dictionary" not in metrics["config"]
     summary = metrics["summary"]["-5"]
-    # Measured with these settings: SDR 2.3 dB from an input of -4.85 dB.
-    assert summary["sdr"] > summary["sdr_input"] + 1.0, summary
+    # After 40 epochs on 4 training utterances the DRNN gains at least 3/4 of what plain KL-NMF gains over the
+    # input on the same mixtures (measured: 3.19 dB, the numpy NMF reference 3.75 dB, the input -4.85 dB: 93%).
+    reference = nmf_reference(metrics)["-5"]
+    gain = (summary["sdr"] - summary["sdr_input"]) / (reference - summary["sdr_input"])
+    assert gain > 0.75, (summary, reference)
     # No dictionaries are fitted; the network's stage leaves its checkpoint and its CSV log.
     assert not (out / "checkpoints" / "speech_dict").exists()
     assert "separator" in metrics["timings_s"] and "dictionaries" not in metrics["timings_s"]

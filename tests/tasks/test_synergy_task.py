@@ -19,6 +19,37 @@ SMALL = ["task=synergy", "data=emg_demo", "data.subjects=[1]", "data.movements=[
          "torch_threads=1"]  # fmt: skip
 
 
+def _rank1_vaf(metrics: dict) -> dict[str, float]:
+    """What one synergy explains for free: the overall VAF of the best rank-1 nonnegative model of each of the
+    job's movements, fitted to its training repetitions, on the training and the held-out repetitions (mean over
+    movements, like the job's ``vaf_mean``).
+
+    Computed here in closed form, independently of the package's NMF: for nonnegative X the best rank-1
+    Euclidean fit is ``s1 u1 v1^T`` with ``u1 >= 0`` (Perron-Frobenius), and with ``w = |u1|`` fixed the
+    nonnegative least-squares activation of a frame ``x`` is ``max(w.x, 0) / w.w``.
+    """
+    from vaenmf.data.synergy import SynergyDataModule
+
+    data = {k: v for k, v in metrics["config"]["data"].items() if k != "_target_"}
+    dm = SynergyDataModule(**data)
+    dm.setup()
+    out: dict[str, list[float]] = {"train": [], "test": []}
+    for row in metrics["rows"]:
+        subject, movement = row["subject"], row["movement"]
+        X_train = dm.segment(subject, movement, "train").double().numpy()
+        w = np.abs(np.linalg.svd(X_train, full_matrices=False)[0][:, 0])
+        for split in out:
+            X = dm.segment(subject, movement, split).double().numpy()
+            h = np.maximum(w @ X, 0) / (w @ w)
+            out[split].append(1 - float(((X - np.outer(w, h)) ** 2).sum() / (X**2).sum()))
+    return {split: float(np.mean(values)) for split, values in out.items()}
+
+
+def _residual_ratio(vaf_mean: float, rank1_vaf: float) -> float:
+    """The variance a model leaves unexplained, as a fraction of what a rank-1 model leaves."""
+    return (1 - vaf_mean) / (1 - rank1_vaf)
+
+
 def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     out = tmp_path / "nmf"
     result = train_cli(
@@ -36,6 +67,11 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     assert set(summary) == {"train/fixed_w", "test/fixed_w", "synergy_recovery"}
     # Rank-4 synergies of rank-4 data: high VAF on training and held-out repetitions, true synergies found.
     assert summary["train/fixed_w"]["vaf_mean"] > 0.95 and summary["test/fixed_w"]["vaf_mean"] > 0.9
+    # ... far beyond what one synergy explains on the same data (measured: rank 1 reaches 0.61 / 0.55 and leaves
+    # 40-50 times the rank-4 residual; a rank-2 NMF leaves about 0.55 of rank 1's and would fail this too).
+    rank1 = _rank1_vaf(metrics)
+    for split in ("train", "test"):
+        assert _residual_ratio(summary[f"{split}/fixed_w"]["vaf_mean"], rank1[split]) < 0.1, (split, rank1)
     assert summary["train/fixed_w"]["vaf_mean"] >= summary["test/fixed_w"]["vaf_mean"] - 0.01
     assert summary["synergy_recovery"]["min"] > 0.95
     assert len(summary["train/fixed_w"]["per_muscle_mean"]) == 10
@@ -129,6 +165,8 @@ def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli
     assert keys == {
         f"{s}/{r}" for s in ("train", "test") for r in ("fixed_w", "posterior_mean", "posterior_sample")
     }
+    # Plumbing only: after 3 epochs the synergies explain no more than one synergy does (measured: NNLS VAF
+    # 0.62 / 0.55 against a rank-1 model's 0.53 / 0.56); test_vae_nmf_synergies_on_real_ninapro checks quality.
     for entry in metrics["rows"][0]["vaf"].values():
         assert np.isfinite(entry["overall"]) and len(entry["per_muscle"]) == 10
 
@@ -163,9 +201,14 @@ def test_synergy_job_on_real_ninapro(tmp_path, shared_data, train_cli):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["corpus"] == "ninapro" and "synergy_recovery" not in metrics["summary"]
-    # Four synergies explain most of a recorded finger movement's EMG (the paper: over 90%).
-    assert metrics["summary"]["train/fixed_w"]["vaf_mean"] > 0.9
-    assert metrics["summary"]["test/fixed_w"]["vaf_mean"] > 0.9
+    # Four synergies explain most of a recorded finger movement's EMG (the paper: over 90%), and far more than
+    # one does: a rank-1 model already reaches 0.73 / 0.81 here (0.90-0.95 held out on other DB1 movements, so
+    # "over 0.9" alone says little). Measured: rank 4 0.967 / 0.968, leaving 0.12 / 0.17 of rank 1's residual.
+    summary = metrics["summary"]
+    assert summary["train/fixed_w"]["vaf_mean"] > 0.9 and summary["test/fixed_w"]["vaf_mean"] > 0.9
+    rank1 = _rank1_vaf(metrics)
+    for split in ("train", "test"):
+        assert _residual_ratio(summary[f"{split}/fixed_w"]["vaf_mean"], rank1[split]) < 0.5, (split, rank1)
 
 
 @pytest.mark.realdata
@@ -177,9 +220,22 @@ def test_vae_nmf_synergies_on_real_ninapro(tmp_path, shared_data, train_cli):
             f"hydra.run.dir={out}"]  # fmt: skip
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = metrics["summary"]
     # Measured: training VAF 0.980 (NNLS), 0.965 (posterior mean), 0.939 (posterior draw); held-out 0.964, 0.948,
-    # 0.922.
+    # 0.922. A rank-1 model of the same movement reaches 0.927 / 0.900, so "over 0.9" is no test here; as a fraction
+    # of the rank-1 residual: NNLS 0.27 / 0.36, posterior mean 0.48 / 0.52, posterior draw 0.84 / 0.78 (a draw is
+    # only slightly better than one synergy).
+    rank1 = _rank1_vaf(metrics)
+    for split in ("train", "test"):
+        assert _residual_ratio(summary[f"{split}/fixed_w"]["vaf_mean"], rank1[split]) < 0.5, (split, rank1)
+        assert _residual_ratio(summary[f"{split}/posterior_mean"]["vaf_mean"], rank1[split]) < 0.7, (
+            split,
+            rank1,
+        )
+        assert _residual_ratio(summary[f"{split}/posterior_sample"]["vaf_mean"], rank1[split]) < 1.0, (
+            split,
+            rank1,
+        )
     assert summary["train/fixed_w"]["vaf_mean"] > 0.9
-    assert summary["train/posterior_mean"]["vaf_mean"] > 0.8
     assert summary["test/posterior_sample"]["vaf_mean"] < summary["test/posterior_mean"]["vaf_mean"]

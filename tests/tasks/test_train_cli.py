@@ -46,7 +46,30 @@ def test_invalid_noise_is_one_clear_error(tmp_path, train_cli):
     assert metrics["status"] == "failed" and "traffic" in metrics["error"]
 
 
-def test_smoke_job_end_to_end_from_another_directory(tmp_path, train_cli):
+def _check_against_the_reference(metrics, nmf_reference, settings, tolerance=0.5):
+    """The NMF column's mean SDR per SNR equals an independent numpy KL-NMF's on the same data within
+    ``tolerance`` dB (tests/tasks/conftest.py; ``settings``: what the reference runs, checked against the job)."""
+    cfg = metrics["config"]
+    ran = {
+        "rank": cfg["dictionary"]["rank"],
+        "dictionary_updates": min(cfg["dictionary"]["mu_iterations"], cfg["max_stage_epochs"]),
+        "activation_updates": cfg["activations"]["mu_iterations"],
+        "mask_power": cfg["activations"]["mask_power"],
+    }
+    assert ran == settings and cfg["dictionary"]["system"]["beta"] == cfg["activations"]["beta"] == 1.0
+    reference = nmf_reference(metrics)
+    assert set(reference) == set(metrics["summary"])
+    for snr, ref in reference.items():
+        assert abs(metrics["summary"][snr]["sdr"] - ref) < tolerance, (
+            snr,
+            metrics["summary"][snr]["sdr"],
+            ref,
+        )
+
+
+def test_smoke_job_end_to_end_from_another_directory(
+    tmp_path, train_cli, nmf_reference, reference_nmf_settings
+):
     out = tmp_path / "job"
     result = train_cli(
         [
@@ -70,8 +93,11 @@ def test_smoke_job_end_to_end_from_another_directory(tmp_path, train_cli):
     for snr_entry in summary.values():
         for key in ("sdr", "sir", "sar", "pesq_nb", "pesq_wb", "stoi", "sdr_input", "n_utterances"):
             assert key in snr_entry
-    # NMF enhancement must improve SDR over the unprocessed mixture at -5 dB.
-    assert summary["-5"]["sdr"] > summary["-5"]["sdr_input"] + 1.0
+    # NMF enhancement is what a plain KL-NMF gives on the same data (measured: 3.74 / 8.01 dB at -5 / 0 dB,
+    # the numpy reference 3.75 / 8.00 dB, the unprocessed input -4.85 / 0.06 dB). One random start of the reference
+    # moves it by about 0.2 dB; a mask power of 1 instead of 2 moves it by -1.5 dB, 200 dictionary updates instead of
+    # 30 by -0.8 dB, 5 activation updates instead of 100 by +0.7 dB: each is outside the 0.5 dB tolerance.
+    _check_against_the_reference(metrics, nmf_reference, reference_nmf_settings)
     assert summary["-5"]["n_utterances"] == len([r for r in metrics["rows"] if r["snr"] == -5])
     # What else a run leaves behind: resolved config, CSV logs of both dictionary fits, checkpoints.
     assert (out / "config.yaml").is_file()
@@ -106,7 +132,7 @@ def test_other_loggers(tmp_path, logger, train_cli):
         assert not (out / "wandb").exists() and not (out / "csv").exists()
 
 
-def test_vae_nmf_column_end_to_end(tmp_path, train_cli):
+def test_vae_nmf_column_end_to_end(tmp_path, train_cli, nmf_reference):
     out = tmp_path / "job"
     result = train_cli(
         [
@@ -123,7 +149,9 @@ def test_vae_nmf_column_end_to_end(tmp_path, train_cli):
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["method"], metrics["paper_column"], metrics["status"]) == ("vae_nmf", "VAE-NMF", "ok")
     assert metrics["components"] == {"dictionary": "vae_nmf", "activations": "dnn"}
-    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+    # VAE-NMF at least matches plain KL-NMF on the same mixtures, as in the paper and the demo tables (measured:
+    # 4.39 dB against the numpy NMF reference's 3.75 dB and an input of -4.85 dB, after 15 epochs per stage).
+    assert metrics["summary"]["-5"]["sdr"] > nmf_reference(metrics)["-5"]
     assert (out / "checkpoints" / "encoder" / "last.ckpt").is_file()
     header = (out / "csv" / "speech_dict" / "metrics.csv").read_text().splitlines()[0]
     for key in ("speech_dict/elbo_epoch", "speech_dict/kl_epoch", "speech_dict/neg_fraction_epoch"):
@@ -131,7 +159,9 @@ def test_vae_nmf_column_end_to_end(tmp_path, train_cli):
 
 
 @pytest.mark.realdata
-def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data, train_cli):
+def test_smoke_job_on_real_timit_and_noisex_excerpts(
+    tmp_path, shared_data, train_cli, nmf_reference, reference_nmf_settings
+):
     out = tmp_path / "job"
     result = train_cli(
         [
@@ -148,7 +178,8 @@ def test_smoke_job_on_real_timit_and_noisex_excerpts(tmp_path, shared_data, trai
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["corpus"] == "timit"
-    assert metrics["summary"]["-5"]["sdr"] > metrics["summary"]["-5"]["sdr_input"] + 1.0
+    # Measured: 0.97 / 5.84 dB at -5 / 0 dB, the numpy KL-NMF reference 0.96 / 5.80 dB, the input -4.86 / 0.07 dB.
+    _check_against_the_reference(metrics, nmf_reference, reference_nmf_settings)
 
 
 def test_missing_corpus_is_one_clear_error(tmp_path, train_cli):

@@ -37,6 +37,33 @@ class _Frames(Dataset):
         return self.frames[index]
 
 
+class _ShuffleState:
+    """The shuffling generator of a data module, created with its first loader and checkpointed with the stage.
+
+    The generator is made lazily (a data module holding a ``torch.Generator`` cannot be sent to ``ddp_spawn``
+    workers) and persists across epochs; its state goes into every checkpoint (``state_dict``) and is restored on
+    resumption, so a resumed stage draws the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.generator: torch.Generator | None = None
+        self.pending: torch.Tensor | None = None
+
+    def make(self) -> torch.Generator:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        if self.pending is not None:
+            self.generator.set_state(self.pending)
+            self.pending = None
+        return self.generator
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.generator is None else {"shuffle_rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pending = state.get("shuffle_rng")
+
+
 class MatrixDataModule(pl.LightningDataModule):
     """Serves a data matrix ``X`` either whole or as shuffled mini-batches of frames.
 
@@ -66,16 +93,22 @@ class MatrixDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.seed = seed
         self.num_workers = num_workers
+        self._shuffle = _ShuffleState(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._shuffle.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle.load_state_dict(state_dict)
 
     def train_dataloader(self) -> DataLoader:
         if self.batch_size is None:
             return DataLoader(WholeBatch(self.X), batch_size=None, num_workers=self.num_workers)
-        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             _Frames(self.X),
             batch_size=self.batch_size,
             shuffle=self.shuffle,
-            generator=generator,
+            generator=self._shuffle.make(),
             num_workers=self.num_workers,
             drop_last=False,
         )
@@ -113,14 +146,20 @@ class TensorDataModule(pl.LightningDataModule):
         self.train_set, self.val_set = tuple(train_set), None if val_set is None else tuple(val_set)
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.drop_last, self.val_batch_size = drop_last, int(val_batch_size)
+        self._shuffle = _ShuffleState(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._shuffle.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle.load_state_dict(state_dict)
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             TensorDataset(*self.train_set),
             batch_size=self.batch_size,
             shuffle=True,
-            generator=generator,
+            generator=self._shuffle.make(),
             drop_last=self.drop_last,
         )
 

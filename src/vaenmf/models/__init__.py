@@ -1,4 +1,5 @@
-"""Plain ``nn.Module`` models (no Lightning): VAE-NMF, its Gamma sampler and KL, and the Kang et al. DNN."""
+"""Plain ``nn.Module`` models (no Lightning): VAE-NMF (one model, or a stack of many trained at once), its Gamma
+sampler and KL, and the Kang et al. DNN."""
 
 from vaenmf.models.encoding_dnn import EncodingDNN
 from vaenmf.models.gamma import (
@@ -10,6 +11,7 @@ from vaenmf.models.gamma import (
     sample_gamma_rsvi,
 )
 from vaenmf.models.vae_nmf import LIKELIHOODS, VAENMF
+from vaenmf.models.vae_nmf_stack import StackedVAENMFResult, VAENMFStack, fit_vae_nmf_stack
 
 __all__ = [
     "AUTO_BOOST_SHAPE",
@@ -17,6 +19,9 @@ __all__ = [
     "SAMPLERS",
     "VAENMF",
     "EncodingDNN",
+    "StackedVAENMFResult",
+    "VAENMFStack",
+    "fit_vae_nmf_stack",
     "kl_gamma",
     "rsvi_boost",
     "sample_gamma",

@@ -21,8 +21,17 @@ def check_beta(beta: float) -> float:
     return check_number(beta, "beta", hint="0 = Itakura-Saito, 1 = KL, 2 = Euclidean")
 
 
+#: Reductions accepted by :func:`beta_divergence`.
+REDUCTIONS = ("sum", "mean", "none", "per_matrix")
+
+
 def beta_divergence(
-    X: torch.Tensor, Y: torch.Tensor, beta: float, reduction: str = "sum", eps: float = EPS
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    beta: float,
+    reduction: str = "sum",
+    eps: float = EPS,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Elementwise beta-divergence d_beta(X | Y), reduced.
 
@@ -34,17 +43,24 @@ def beta_divergence(
         X: Data, nonnegative.
         Y: Model (e.g. ``W @ H``), nonnegative; floored at ``eps``.
         beta: The divergence's parameter.
-        reduction: ``"sum"`` (default), ``"mean"`` or ``"none"``.
+        reduction: ``"sum"`` (default), ``"mean"``, ``"none"``, or ``"per_matrix"`` (the sum over the last two
+            dimensions: one divergence per matrix of a batch).
         eps: Floor for ``Y`` (and for ``X`` where it enters a logarithm or a negative power).
+        mask: Optional weights broadcastable to the elementwise divergence, e.g. a ``(B, 1, n)`` 0/1 column mask
+            of a padded batch of problems of different lengths: masked entries contribute exactly nothing (they
+            are zeroed, not just down-weighted, so a NaN or inf there cannot leak into the sum). ``"mean"``
+            divides by the mask's total weight (broadcast to the data) instead of the number of entries.
 
     Shape:
-        X, Y: any broadcastable shapes, usually ``(..., m, n)``. Output: scalar, or the broadcast shape for
-        ``reduction="none"``.
+        X, Y: any broadcastable shapes, usually ``(..., m, n)``; mask: broadcastable to them, e.g.
+        ``(..., 1, n)``. Output: scalar, ``(...)`` for ``"per_matrix"``, or the broadcast shape for ``"none"``.
 
     References:
         Fevotte and Idier 2011, eq. 2.
     """
     beta = check_beta(beta)
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
     Y = Y.clamp_min(eps)
     if beta == 2:
         d = 0.5 * (X - Y) ** 2
@@ -56,10 +72,16 @@ def beta_divergence(
     else:
         Xb = X.clamp_min(eps) if beta < 1 else X
         d = (Xb**beta + (beta - 1) * Y**beta - beta * Xb * Y ** (beta - 1)) / (beta * (beta - 1))
+    if mask is not None:
+        d = torch.where(mask != 0, d * mask, torch.zeros((), dtype=d.dtype, device=d.device))
     if reduction == "sum":
         return d.sum()
     if reduction == "mean":
-        return d.mean()
-    if reduction == "none":
-        return d
-    raise ConfigError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+        if mask is None:
+            return d.mean()
+        return d.sum() / torch.broadcast_to(mask, d.shape).sum().clamp_min(1)
+    if reduction == "per_matrix":
+        if d.dim() < 2:
+            raise ConfigError(f"reduction='per_matrix' needs (..., m, n) inputs, got shape {tuple(d.shape)}")
+        return d.sum(dim=(-2, -1))
+    return d

@@ -10,7 +10,16 @@ Per table cell (paper column, SNR row, metric):
 The "Aver" row is, per seed, the mean of the four SNR rows (as in the paper), then averaged over seeds. A cell
 is ``ok`` when every seed seen anywhere in the table is complete, ``partial`` when only some are (the value is
 the mean over the complete seeds), and otherwise ``failed``, ``not implemented`` (the jobs failed with
-NotImplementedError), ``missing`` (an expected job has no result) or ``not run`` (not expected, no job).
+NotImplementedError), ``missing`` (an expected job has no result) or ``not run`` (not expected, no job). A
+metric that has no meaning for what the cell scores (the unprocessed mixture's SAR: the mixture has no
+artefacts, so its SAR is numerically infinite, about 150 dB) is ``n/a``, never averaged.
+
+Every cell carries its 95% interval over utterances and seeds, computed from the same seeds' per-utterance rows
+(:mod:`vaenmf.report.uncertainty`) and centred on the cell's value; a cell whose jobs have no per-utterance
+rows has none (``ci_note`` says why).
+
+A table is built from the jobs of one ``eval_split`` only (``test`` or ``validation``): validation and test
+scores are never averaged into one cell.
 
 The paper's PESQ column is compared with our ``pesq_nb`` (raw narrow-band P.862 MOS, see
 :func:`vaenmf.metrics.pesq_scores`).
@@ -27,8 +36,9 @@ import numpy as np
 
 from vaenmf.errors import ConfigError
 from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches
-from vaenmf.report.jobs import Job, dedupe
+from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
 from vaenmf.report.paper import PAPER_COLUMNS, PAPER_METRICS, PAPER_ROWS, PAPER_SNRS, paper_value
+from vaenmf.report.uncertainty import Interval, interval, job_slots, unit_values
 
 __all__ = [
     "Cell",
@@ -37,10 +47,13 @@ __all__ = [
     "METRIC_KEYS",
     "ABLATION_METRICS",
     "INPUT_ROW",
+    "NOT_APPLICABLE",
     "aggregate_cell",
     "build_table",
     "build_ablation",
     "table_jobs",
+    "check_split",
+    "split_line",
 ]
 
 #: Paper metric -> key in a job's ``summary[snr]``.
@@ -48,10 +61,17 @@ METRIC_KEYS: dict[str, str] = {"sdr": "sdr", "sir": "sir", "sar": "sar", "pesq":
 #: Ablation metrics: label -> (key for a method's estimate, key for the unprocessed input).
 ABLATION_METRICS: dict[str, tuple[str, str]] = {
     "SDR": ("sdr", "sdr_input"),
+    "SIR": ("sir", "sir_input"),
+    "SAR": ("sar", "sar_input"),
     "PESQ": ("pesq_nb", "pesq_nb_input"),
 }
 #: The ablation's row for the unprocessed mixture.
 INPUT_ROW = "input"
+#: Metric keys that are not averaged, with the reason shown instead.
+NOT_APPLICABLE: dict[str, str] = {
+    "sar_input": "SAR of the unprocessed mixture: not applicable (it has no artefacts, so its SAR is numerically "
+    "infinite, about 150 dB)",
+}
 
 JobsAt = Mapping[tuple[str, int | None], Sequence[Job]]
 
@@ -64,9 +84,12 @@ class Cell:
         ours: Mean over complete seeds (NaN when none).
         std: Sample std over seeds (ddof=1), None with fewer than two seeds.
         n_seeds: Number of complete seeds averaged.
-        status: ``ok``, ``partial``, ``failed``, ``not implemented``, ``missing`` or ``not run``.
-        note: What is incomplete, e.g. ``"seed 1: babble failed"``.
+        status: ``ok``, ``partial``, ``failed``, ``not implemented``, ``missing``, ``not run`` or ``n/a``.
+        note: What is incomplete, e.g. ``"seed 1: babble failed"``, or why the cell is ``n/a``.
         paper: The published value (None when the paper has no such cell).
+        ci: The 95% interval over utterances and seeds (:mod:`vaenmf.report.uncertainty`), None when the jobs
+            have no per-utterance rows.
+        ci_note: Why there is no interval (empty when there is one, or when there is no value at all).
     """
 
     ours: float
@@ -75,6 +98,8 @@ class Cell:
     status: str
     note: str = ""
     paper: float | None = None
+    ci: Interval | None = None
+    ci_note: str = ""
 
     @property
     def diff(self) -> float | None:
@@ -89,6 +114,7 @@ class SpeechTable:
 
     Attributes:
         table: ``"table1"`` or ``"table2"``.
+        eval_split: The split every job of the table was scored on (``test`` or ``validation``).
         cells: ``(row, column, metric) -> Cell`` for rows :data:`PAPER_ROWS`, paper columns and paper metrics.
         seeds: Every seed seen in the table's jobs.
         jobs: The table's jobs (after removing duplicates).
@@ -102,6 +128,7 @@ class SpeechTable:
     jobs: list[Job]
     header: list[str]
     unattributed: list[Job] = field(default_factory=list)
+    eval_split: str = DEFAULT_EVAL_SPLIT
 
     @property
     def problem_jobs(self) -> list[Job]:
@@ -110,19 +137,21 @@ class SpeechTable:
 
 @dataclass
 class AblationTable:
-    """SDR and PESQ of every method present, plus the unprocessed input, for one table setting.
+    """SDR, SIR, SAR and PESQ of every method present, plus the unprocessed input, for one table setting.
 
     Attributes:
         table: ``"table1"`` or ``"table2"`` (which noise setting).
         rows: Method names; :data:`INPUT_ROW` is the unprocessed mixture.
         labels: Row -> what the method composes (e.g. ``"nmf dictionaries + dnn activations"``).
         cells: ``(row, snr_row, metric_label) -> Cell``.
+        eval_split: The split every job was scored on.
     """
 
     table: str
     rows: list[str]
     labels: dict[str, str]
     cells: dict[tuple[str, str, str], Cell]
+    eval_split: str = DEFAULT_EVAL_SPLIT
 
 
 def _group_status(jobs: Sequence[Job]) -> str:
@@ -143,33 +172,45 @@ def aggregate_cell(
     key: str,
     expected: bool,
 ) -> Cell:
-    """One cell: mean over noises (all required) per seed, then over seeds.
+    """One cell: mean over noises (all required) per seed, then over seeds, with its 95% interval.
 
     Args:
         jobs_at: ``(noise, seed)`` -> the jobs of the cell's column or row.
         noises: The noise conditions averaged (all required for a seed to count).
         seeds: Every seed of the table.
         row: An SNR label, or ``"Aver"`` for the mean of the paper's four SNRs.
-        key: The ``summary[snr]`` key (``sdr``, ``pesq_nb``, ...).
+        key: The ``summary[snr]`` key (``sdr``, ``pesq_nb``, ...), also the per-utterance rows' key.
         expected: Whether a cell without any job is ``missing`` (else ``not run``).
+
+    The interval uses the per-utterance rows of the jobs averaged, over the same complete seeds
+    (:mod:`vaenmf.report.uncertainty`); where several jobs score one (noise, seed), as in the ablation's input
+    row, the first of them with rows gives the per-utterance values (they score the same mixtures).
     """
+    if key in NOT_APPLICABLE:
+        return Cell(ours=math.nan, std=None, n_seeds=0, status="n/a", note=NOT_APPLICABLE[key])
     snrs = PAPER_SNRS if row == "Aver" else (row,)
     per_seed: list[float] = []
+    used: list[list[Job]] = []  # per complete seed: the job that gave each noise's value
     issues: list[str] = []
     problem_jobs: list[Job] = []
     for seed in seeds:
         seed_label = "?" if seed is None else str(seed)
         noise_values: list[float] = []
+        noise_jobs: list[Job] = []
         for noise in noises:
             group = list(jobs_at.get((noise, seed), ()))
             ok = [j for j in group if j.status == "ok"]
             values = []
+            finite_jobs = []
             for j in ok:
                 snr_vals = [j.summary.get(snr, {}).get(key, math.nan) for snr in snrs]
                 if all(math.isfinite(v) for v in snr_vals):
                     values.append(float(np.mean(snr_vals)))
+                    finite_jobs.append(j)
             if values:
                 noise_values.append(float(np.mean(values)))
+                with_rows = [j for j in finite_jobs if j.data.get("rows")]
+                noise_jobs.append((with_rows or finite_jobs)[0])
                 continue
             if ok:
                 missing_snrs = [
@@ -182,6 +223,7 @@ def aggregate_cell(
                 problem_jobs.extend(group)
         if len(noise_values) == len(noises):
             per_seed.append(float(np.mean(noise_values)))
+            used.append(noise_jobs)
     n = len(per_seed)
     ours = float(np.mean(per_seed)) if n else math.nan
     std = float(np.std(per_seed, ddof=1)) if n > 1 else None
@@ -198,16 +240,43 @@ def aggregate_cell(
         status = "failed"
     else:
         status = "missing"
-    return Cell(ours=ours, std=std, n_seeds=n, status=status, note=note)
+    ci, ci_note = _cell_interval(used, snrs, key, ours) if n else (None, "")
+    return Cell(ours=ours, std=std, n_seeds=n, status=status, note=note, ci=ci, ci_note=ci_note)
 
 
-def _seed_sort_key(seed: int | None) -> tuple[int, int]:
+def _cell_interval(
+    used: Sequence[Sequence[Job]], snrs: Sequence[str], key: str, centre: float
+) -> tuple[Interval | None, str]:
+    """The interval of a cell over the per-utterance values of its complete seeds' jobs."""
+    groups: list[list[float]] = []
+    dropped = 0
+    for jobs in used:
+        slots, why = job_slots(jobs, snrs, key)
+        if slots is None:
+            return None, why
+        values, n_dropped = unit_values(slots)
+        groups.append(values)
+        dropped += n_dropped
+    return interval(groups, centre=centre, n_dropped=dropped)
+
+
+def seed_sort_key(seed: int | None) -> tuple[int, int]:
     return (1, 0) if seed is None else (0, seed)
 
 
-def table_jobs(jobs: Iterable[Job], table: str) -> list[Job]:
-    """The speech jobs of one table's noise setting, one per (method, noise, seed)."""
-    return dedupe(j for j in jobs if is_speech(j) and j.noise in TABLE_NOISES[table])
+def check_split(eval_split: str) -> str:
+    """``eval_split`` itself, or a ConfigError naming the splits there are."""
+    if eval_split not in EVAL_SPLITS:
+        raise ConfigError(f"unknown eval_split {eval_split!r}; expected one of {', '.join(EVAL_SPLITS)}")
+    return eval_split
+
+
+def table_jobs(jobs: Iterable[Job], table: str, eval_split: str = DEFAULT_EVAL_SPLIT) -> list[Job]:
+    """The speech jobs of one table's noise setting scored on ``eval_split``, one per (method, noise, seed)."""
+    check_split(eval_split)
+    return dedupe(
+        j for j in jobs if is_speech(j) and j.noise in TABLE_NOISES[table] and j.eval_split == eval_split
+    )
 
 
 def _jobs_at(jobs: Iterable[Job], key: str | None = None) -> dict[tuple[str, int | None], list[Job]]:
@@ -219,8 +288,8 @@ def _jobs_at(jobs: Iterable[Job], key: str | None = None) -> dict[tuple[str, int
     return out
 
 
-def _header(jobs: Sequence[Job], seeds: Sequence[int | None]) -> list[str]:
-    lines: list[str] = []
+def _header(jobs: Sequence[Job], seeds: Sequence[int | None], eval_split: str) -> list[str]:
+    lines: list[str] = [split_line(eval_split)]
     corpora = Counter(j.corpus or "unknown" for j in jobs if j.status == "ok")
     if not corpora:
         lines.append("Corpus: unknown (no job finished)")
@@ -263,26 +332,40 @@ def _header(jobs: Sequence[Job], seeds: Sequence[int | None]) -> list[str]:
     return lines
 
 
-def build_table(jobs: Sequence[Job], table: str, expect: Expected | None = None) -> SpeechTable:
+def split_line(eval_split: str) -> str:
+    """The provenance line that says which split a table was scored on."""
+    if eval_split == "validation":
+        return (
+            "Scored on: the VALIDATION split (validation speakers and noise segment; not the test set the paper's "
+            "tables report)"
+        )
+    return "Scored on: the test split"
+
+
+def build_table(
+    jobs: Sequence[Job], table: str, expect: Expected | None = None, eval_split: str = DEFAULT_EVAL_SPLIT
+) -> SpeechTable:
     """Aggregate the jobs of one table into the paper's layout (a job fills the column it names).
 
     Args:
-        jobs: All jobs (from :func:`~vaenmf.report.jobs.load_jobs`); those of other tables and tasks are ignored.
+        jobs: All jobs (from :func:`~vaenmf.report.jobs.load_jobs`); those of other tables and tasks, and those
+            scored on another split, are ignored.
         table: ``"table1"`` or ``"table2"``.
         expect: Expected ``(column or method, noise)`` entries; None for every paper column of this table.
             An expected column without any job is ``missing``, an unexpected one ``not run``.
+        eval_split: The split whose jobs make the table (``test`` or ``validation``).
 
     Returns:
         The table, with the paper's value beside every cell.
 
     Raises:
-        ConfigError: If ``table`` is unknown.
+        ConfigError: If ``table`` or ``eval_split`` is unknown.
     """
     if table not in TABLE_NOISES:
         raise ConfigError(f"unknown table {table!r}; expected one of {', '.join(TABLE_NOISES)}")
     expect = default_expect([table]) if expect is None else expect
-    tjobs = table_jobs(jobs, table)
-    seeds = sorted({j.seed for j in tjobs}, key=_seed_sort_key)
+    tjobs = table_jobs(jobs, table, eval_split)
+    seeds = sorted({j.seed for j in tjobs}, key=seed_sort_key)
     noises = TABLE_NOISES[table]
     cells: dict[tuple[str, str, str], Cell] = {}
     for column in PAPER_COLUMNS:
@@ -293,18 +376,23 @@ def build_table(jobs: Sequence[Job], table: str, expect: Expected | None = None)
                 cell = aggregate_cell(jobs_at, noises, seeds, row, METRIC_KEYS[metric], expected)
                 cell.paper = paper_value(table, column, row, metric)
                 cells[(row, column, metric)] = cell
-    unattributed = [j for j in jobs if j.status != "ok" and j.task in (None, "speech") and j.noise is None]
+    unattributed = [
+        j
+        for j in jobs
+        if j.status != "ok" and j.task in (None, "speech") and j.noise is None and j.eval_split == eval_split
+    ]
     return SpeechTable(
         table=table,
         cells=cells,
         seeds=seeds,
         jobs=tjobs,
-        header=_header(tjobs, seeds),
+        header=_header(tjobs, seeds, eval_split),
         unattributed=unattributed,
+        eval_split=eval_split,
     )
 
 
-def _label(jobs: Sequence[Job], method: str) -> str:
+def method_label(jobs: Sequence[Job], method: str) -> str:
     """What a method composes, from its jobs' ``components`` (e.g. ``nmf dictionaries + dnn activations``)."""
     for job in jobs:
         if job.method == method and job.components:
@@ -312,15 +400,18 @@ def _label(jobs: Sequence[Job], method: str) -> str:
     return ""
 
 
-def build_ablation(jobs: Sequence[Job], table: str, expect: Expected | None = None) -> AblationTable:
-    """SDR and PESQ of every method in a table's setting, and of the unprocessed input.
+def build_ablation(
+    jobs: Sequence[Job], table: str, expect: Expected | None = None, eval_split: str = DEFAULT_EVAL_SPLIT
+) -> AblationTable:
+    """SDR, SIR, SAR and PESQ of every method in a table's setting, and of the unprocessed input.
 
-    The input row averages ``sdr_input``/``pesq_nb_input`` over every finished job of a (noise, seed) (they
-    score the same mixtures), then over noises and seeds like the other rows.
+    The input row averages ``sdr_input``/``sir_input``/``pesq_nb_input`` over every finished job of a (noise,
+    seed) (they score the same mixtures), then over noises and seeds like the other rows; its SAR is ``n/a``
+    (:data:`NOT_APPLICABLE`). Only the jobs scored on ``eval_split`` are used.
     """
     expect = default_expect([table]) if expect is None else expect
-    tjobs = table_jobs(jobs, table)
-    seeds = sorted({j.seed for j in tjobs}, key=_seed_sort_key)
+    tjobs = table_jobs(jobs, table, eval_split)
+    seeds = sorted({j.seed for j in tjobs}, key=seed_sort_key)
     noises = TABLE_NOISES[table]
     methods = {j.method for j in tjobs if j.method}
     methods |= {key for (key, noise) in expect if noise in noises and key not in PAPER_COLUMNS}
@@ -337,6 +428,6 @@ def build_ablation(jobs: Sequence[Job], table: str, expect: Expected | None = No
             for label, (key, input_key) in ABLATION_METRICS.items():
                 k = input_key if method == INPUT_ROW else key
                 cells[(method, row, label)] = aggregate_cell(jobs_at, noises, seeds, row, k, expected)
-    labels = {m: _label(tjobs, m) for m in rows if m != INPUT_ROW}
+    labels = {m: method_label(tjobs, m) for m in rows if m != INPUT_ROW}
     labels[INPUT_ROW] = "unprocessed mixture"
-    return AblationTable(table=table, rows=rows, labels=labels, cells=cells)
+    return AblationTable(table=table, rows=rows, labels=labels, cells=cells, eval_split=eval_split)

@@ -5,8 +5,10 @@ Usage::
     vaenmf-report SWEEP_DIR [SWEEP_DIR ...] --out OUT_DIR [--tables table1,table2]
                   [--expect NMF,DNN,vae_nmf_mu,nmf_dnn:factory,...]
 
-Writes ``table1.{md,csv,tex}``, ``table2.{md,csv,tex}`` and ``ablation.{md,csv}`` (see
-:mod:`vaenmf.report.speech`) for speech jobs, ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
+Writes ``table1.{md,csv,tex}``, ``table2.{md,csv,tex}``, ``ablation.{md,csv}`` and ``differences.{md,csv}`` (the
+paired differences VAE-NMF minus each other column, with 95% intervals; see :mod:`vaenmf.report.speech`) for
+speech jobs scored on the test split, the same files with a ``_validation`` suffix for jobs scored on the
+validation split (the two are never mixed), ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
 ``fig2_vaf_summary.{png,pdf}`` (see :mod:`vaenmf.report.synergy`) for muscle-synergy jobs, and prints the path of
 every file written. Failed or missing jobs are shown in the
 tables, and problems with individual files are printed as warnings; a directory that does not exist or holds no
@@ -33,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Aggregate vaenmf sweep results (metrics.json per job) into the paper's Tables 1 and 2 "
-        "(Markdown, CSV, LaTeX) with the published values and differences, an ablation table, and the muscle-"
-        "synergy Figure 2 (vaf.csv, fig2_vaf.png/pdf/md).",
+        "(Markdown, CSV, LaTeX) with 95% intervals, the published values and differences, an ablation table, a "
+        "paired-difference table (VAE-NMF minus each other column), and the muscle-synergy Figure 2 (vaf.csv, "
+        "fig2_vaf.png/pdf/md). Jobs scored on the validation split get their own files (*_validation.*).",
     )
     parser.add_argument(
         "sweep_dirs", nargs="+", metavar="SWEEP_DIR", help="sweep or job directories (searched recursively)"

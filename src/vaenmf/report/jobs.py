@@ -4,6 +4,11 @@ A job folder is any folder that holds a ``metrics.json`` or a ``.hydra/overrides
 folder without ``metrics.json``) and failed ones (``status: failed``, or a file that cannot be parsed) are kept,
 so that the tables show holes instead of silently dropping them. What a job ran comes from its ``metrics.json``
 (:mod:`vaenmf.jobfile`), else from its saved config, else from its Hydra overrides.
+
+Every job is scored on one split, ``eval_split``: ``test`` (the mixtures the paper's tables report) or
+``validation`` (the mixtures that studies choosing a default are scored on). It is read from ``metrics.json``
+(``eval_split``, else the recorded config's ``eval_split`` or ``data.eval_split``), else from the saved config or
+the overrides of a job without one; files of schema 2 that predate the key were all scored on ``test``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,22 @@ from typing import Any
 from vaenmf.errors import DataError
 from vaenmf.jobfile import SCHEMA_VERSION
 
-__all__ = ["ReportWarning", "Job", "load_jobs", "dedupe", "lookup", "snr_label", "to_float"]
+__all__ = [
+    "ReportWarning",
+    "Job",
+    "EVAL_SPLITS",
+    "DEFAULT_EVAL_SPLIT",
+    "load_jobs",
+    "dedupe",
+    "lookup",
+    "snr_label",
+    "to_float",
+]
+
+#: The splits a speech job can be scored on.
+EVAL_SPLITS: tuple[str, ...] = ("test", "validation")
+#: The split of a job that does not record one (files written before ``eval_split`` existed).
+DEFAULT_EVAL_SPLIT = "test"
 
 
 class ReportWarning(UserWarning):
@@ -42,6 +62,8 @@ class Job:
             its ``conf/method/`` file, ``paper_column`` the column of the paper's tables it fills (None for an
             ablation row).
         components: The dictionary learner, activation estimator, ... the method composed.
+        eval_split: The split the job was scored on, ``test`` or ``validation`` (:data:`DEFAULT_EVAL_SPLIT`
+            when not recorded).
         git_commit, config_hash, corpus: Provenance, when recorded.
         summary: SNR label (``"-5"``, ``"0"``, ...) -> metric -> mean over utterances.
         data: The parsed metrics.json (empty when unreadable), for other reports.
@@ -57,6 +79,7 @@ class Job:
     noise: str | None = None
     seed: int | None = None
     components: dict[str, str] = field(default_factory=dict)
+    eval_split: str = DEFAULT_EVAL_SPLIT
     git_commit: str | None = None
     config_hash: str | None = None
     corpus: str | None = None
@@ -70,7 +93,9 @@ class Job:
 
     def describe(self) -> str:
         seed = "?" if self.seed is None else self.seed
-        return f"{self.method}/{self.noise}/seed {seed}" if self.noise else f"{self.method}/seed {seed}"
+        split = "" if self.eval_split == DEFAULT_EVAL_SPLIT else f" ({self.eval_split})"
+        base = f"{self.method}/{self.noise}/seed {seed}" if self.noise else f"{self.method}/seed {seed}"
+        return base + split
 
 
 def snr_label(key: Any) -> str | None:
@@ -144,6 +169,7 @@ def _identity_from_config(job_dir: Path) -> dict[str, Any]:
             "noise": cfg.get("noise"),
             "seed": cfg.get("seed"),
             "corpus": data.get("corpus"),
+            "eval_split": cfg.get("eval_split", data.get("eval_split")),
         }
         # Unresolved interpolations ("${noise}") say nothing.
         return {k: v for k, v in ident.items() if v is not None and "${" not in str(v)}
@@ -153,7 +179,11 @@ def _identity_from_config(job_dir: Path) -> dict[str, Any]:
 def _identity_from_overrides(overrides: Mapping[str, str]) -> dict[str, Any]:
     """Best-effort (task, method, noise, seed) of a job from its Hydra overrides."""
     keys = {"method": "method", "noise": "noise", "task": "task", "seed": "seed"}
-    return {field_: overrides[key] for field_, key in keys.items() if key in overrides}
+    ident = {field_: overrides[key] for field_, key in keys.items() if key in overrides}
+    for key in ("data.eval_split", "eval_split"):  # the top-level key wins
+        if key in overrides:
+            ident["eval_split"] = overrides[key]
+    return ident
 
 
 def _identity(job_dir: Path) -> dict[str, Any]:
@@ -164,7 +194,21 @@ def _identity(job_dir: Path) -> dict[str, Any]:
     for key in ("task", "method", "paper_column", "noise", "corpus"):
         ident[key] = None if ident[key] is None else str(ident[key])
     ident["seed"] = _to_int(ident["seed"])
+    split = ident.get("eval_split")
+    ident["eval_split"] = str(split) if split in EVAL_SPLITS else DEFAULT_EVAL_SPLIT
     return ident
+
+
+def _recorded_split(data: Mapping[str, Any]) -> Any:
+    """The ``eval_split`` a metrics.json records (top level, else in its config), None when it records none."""
+    if data.get("eval_split") is not None:
+        return data["eval_split"]
+    config = data.get("config") if isinstance(data.get("config"), Mapping) else {}
+    for key in ("eval_split", "data.eval_split"):
+        value = lookup(config, key)
+        if value is not None:
+            return value
+    return None
 
 
 def _parse_summary(raw: Any) -> dict[str, dict[str, float]]:
@@ -219,6 +263,18 @@ def _load_job(job_dir: Path) -> Job:
             value = ident.get(key)
         return None if value is None else str(value)
 
+    split = _recorded_split(data)
+    if split is None:
+        split = ident["eval_split"]
+    if split not in EVAL_SPLITS:
+        ident["eval_split"] = DEFAULT_EVAL_SPLIT
+        return _failed(
+            job_dir,
+            metrics_file,
+            f"{metrics_file}: eval_split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}",
+            ident,
+            mtime,
+        )
     components = data.get("components")
     job = Job(
         path=job_dir,
@@ -230,6 +286,7 @@ def _load_job(job_dir: Path) -> Job:
         noise=get("noise"),
         seed=_to_int(data.get("seed", ident["seed"])),
         components={str(k): str(v) for k, v in components.items()} if isinstance(components, dict) else {},
+        eval_split=str(split),
         git_commit=get("git_commit"),
         config_hash=get("config_hash"),
         corpus=get("corpus") or ident["corpus"],
@@ -295,7 +352,7 @@ def load_jobs(roots: Sequence[str | os.PathLike[str]]) -> list[Job]:
 
 
 def dedupe(jobs: Iterable[Job], config_keys: Sequence[str] = ()) -> list[Job]:
-    """One job per (task, method, noise, seed): prefer ok over failed over missing, then the newest.
+    """One job per (task, method, noise, seed, eval_split): prefer ok over failed over missing, then the newest.
 
     Args:
         jobs: The jobs.
@@ -306,7 +363,7 @@ def dedupe(jobs: Iterable[Job], config_keys: Sequence[str] = ()) -> list[Job]:
     for job in jobs:
         config = job.data.get("config") or {}
         varied = tuple(json.dumps(lookup(config, key), default=str) for key in config_keys)
-        groups[(job.task, job.method, job.noise, job.seed, *varied)].append(job)
+        groups[(job.task, job.method, job.noise, job.seed, job.eval_split, *varied)].append(job)
     chosen = []
     for group in groups.values():
         group.sort(key=lambda j: (rank.get(j.status, 3), -j.mtime, str(j.path)))

@@ -1,7 +1,10 @@
 """Rendering of aggregated speech tables: Markdown, CSV (long format) and LaTeX (booktabs).
 
-Every cell shows ours (mean over seeds, with the spread over seeds when there are several), the paper's value and
-the difference; cells that are not ``ok`` say why (partial, failed, missing, not run).
+Every cell shows ours (mean over seeds) with its 95% interval over utterances and seeds
+(:mod:`vaenmf.report.uncertainty`), the paper's value and the difference; cells that are not ``ok`` say why
+(partial, failed, missing, not run, n/a). Every title and CSV row names the split the jobs were scored on; a
+validation table says so in its title. The paired-difference table (:mod:`vaenmf.report.paired`) is rendered
+here too.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vaenmf.report.aggregate import ABLATION_METRICS, AblationTable, Cell, SpeechTable
+from vaenmf.report.aggregate import ABLATION_METRICS, AblationTable, Cell, SpeechTable, split_line
 from vaenmf.report.jobs import Job
+from vaenmf.report.paired import REFERENCE, Difference, DifferenceTable
 from vaenmf.report.paper import PAPER_COLUMNS, PAPER_METRICS, PAPER_ROWS, TABLE_TITLES
+from vaenmf.report.uncertainty import Interval
 
 __all__ = [
     "render_markdown",
@@ -23,9 +28,30 @@ __all__ = [
     "render_latex",
     "render_ablation_markdown",
     "render_ablation_csv",
+    "render_differences_markdown",
+    "render_differences_csv",
+    "table_title",
+    "INTERVAL_NOTE",
 ]
 
 METRIC_LABELS: dict[str, str] = {"sdr": "SDR", "sir": "SIR", "sar": "SAR", "pesq": "PESQ"}
+METRIC_UNITS: dict[str, str] = {"sdr": "dB", "sir": "dB", "sar": "dB", "pesq": "raw narrow-band MOS"}
+
+#: How every interval of the report is made, for the notes under the tables.
+INTERVAL_NOTE = (
+    "[lo, hi]: 95% interval over utterances and seeds. Per seed, each test utterance contributes the mean of its "
+    "scores over the cell's noise types (and over the four SNRs in Aver); with one seed the interval is the "
+    "Student t-interval of the mean over utterances; with several, SE^2 = var(seed means)/S + mean over seeds of "
+    "var(utterances)/n, with Welch-Satterthwaite degrees of freedom (conservative; see "
+    "vaenmf.report.uncertainty). Pointwise intervals, not adjusted for the number of comparisons."
+)
+
+
+def table_title(table: str, eval_split: str) -> str:
+    """The title of a table, naming its split (a validation table says it is not the test set)."""
+    if eval_split == "validation":
+        return f"{TABLE_TITLES[table]} [VALIDATION split, not the test set]"
+    return f"{TABLE_TITLES[table]} [test split]"
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -34,14 +60,22 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
+def _ci_text(ci: Interval | None, signed: bool = False) -> str:
+    return "" if ci is None else f"[{_fmt(ci.lo, signed)}, {_fmt(ci.hi, signed)}]"
+
+
+def _tex_ci(ci: Interval | None) -> str:
+    """``[lo, hi]`` with the numbers in math mode (a minus sign, not a hyphen); ``[--]`` without an interval."""
+    return "[--]" if ci is None else f"[${_fmt(ci.lo)}$, ${_fmt(ci.hi)}$]"
+
+
 def _ours_text(cell: Cell) -> str:
     if not math.isfinite(cell.ours):
         return cell.status
     text = _fmt(cell.ours)
-    if cell.std is not None:
-        text += f" ± {cell.std:.2f}"
+    text += f" {_ci_text(cell.ci)}" if cell.ci is not None else " [no interval]"
     if cell.status != "ok":
-        text += f" [{cell.status}]"
+        text += f" ({cell.status})"
     return text
 
 
@@ -55,12 +89,14 @@ def _md_cell(cell: Cell) -> str:
 
 
 def _column_notes(
-    cells: Mapping[tuple[Any, str, str], Cell], rows: Sequence[Any], labels: Mapping[str, str] | None = None
+    cells: Mapping[tuple[Any, str, str], Any], rows: Sequence[Any], labels: Mapping[str, str] | None = None
 ) -> list[str]:
+    """One line per column (or row) with every distinct note of its cells (``note`` and ``ci_note``)."""
     notes: dict[Any, list[str]] = defaultdict(list)
     for (col, _row, _metric), cell in cells.items():
-        if cell.note and cell.note not in notes[col]:
-            notes[col].append(cell.note)
+        for note in (cell.note, getattr(cell, "ci_note", "")):
+            if note and note not in notes[col]:
+                notes[col].append(note)
     return [f"{_label(col, labels)}: {'; '.join(notes[col])}" for col in rows if notes.get(col)]
 
 
@@ -75,16 +111,17 @@ def _job_lines(jobs: Sequence[Job]) -> list[str]:
 
 
 def render_markdown(result: SpeechTable) -> str:
-    """The table in Markdown: each cell ``ours [± std] (paper P, +diff)``, then notes and failed jobs."""
+    """The table in Markdown: each cell ``ours [lo, hi] (paper P, +diff)``, then notes and failed jobs."""
     out = io.StringIO()
-    out.write(f"# {TABLE_TITLES[result.table]}\n\n")
+    out.write(f"# {table_title(result.table, result.eval_split)}\n\n")
     for line in result.header:
         out.write(f"- {line}\n")
     out.write(
-        "- Cells: ours (mean over seeds, ± sample std when more than one seed) (paper value, ours - paper). "
-        "PESQ is raw narrow-band P.862 MOS. Marks: partial = some seeds incomplete; failed / missing / "
-        "not implemented / not run = no value.\n\n"
+        "- Cells: ours (mean over seeds) [95% interval] (paper value, ours - paper). PESQ is raw narrow-band "
+        "P.862 MOS. Marks: (partial) = some seeds incomplete; failed / missing / not implemented / not run = no "
+        "value; [no interval] = the jobs record no per-utterance rows.\n"
     )
+    out.write(f"- {INTERVAL_NOTE}\n\n")
     header = ["SNR (dB)"] + [f"{c} {METRIC_LABELS[m]}" for c in PAPER_COLUMNS for m in PAPER_METRICS]
     out.write("| " + " | ".join(header) + " |\n")
     out.write("|" + "|".join(["---"] * len(header)) + "|\n")
@@ -111,7 +148,26 @@ def render_markdown(result: SpeechTable) -> str:
     return out.getvalue()
 
 
-CSV_FIELDS = ("table", "snr", "column", "metric", "ours", "paper", "diff", "n_seeds", "status", "std", "note")
+CSV_FIELDS = (
+    "table",
+    "eval_split",
+    "snr",
+    "column",
+    "metric",
+    "ours",
+    "lo",
+    "hi",
+    "paper",
+    "diff",
+    "n_seeds",
+    "n_utterances",
+    "status",
+    "std",
+    "se",
+    "df",
+    "note",
+    "ci_note",
+)
 
 
 def _num(value: float | None) -> str:
@@ -119,9 +175,18 @@ def _num(value: float | None) -> str:
     return "" if value is None or not math.isfinite(value) else repr(round(float(value), 10))
 
 
+def _ci_fields(ci: Interval | None) -> tuple[str, str, str, str, str]:
+    """``lo, hi, se, df, n_utterances`` of an interval, empty fields when there is none."""
+    if ci is None:
+        return "", "", "", "", ""
+    df = "inf" if not math.isfinite(ci.df) else _num(ci.df)
+    return _num(ci.lo), _num(ci.hi), _num(ci.se), df, str(ci.n_utterances)
+
+
 def render_csv(result: SpeechTable) -> str:
-    """Long-format CSV, one line per cell: ``table, snr, column, metric, ours, paper, diff, n_seeds, status,
-    std, note`` (empty fields for no value)."""
+    """Long-format CSV, one line per cell (:data:`CSV_FIELDS`; empty fields for no value): ``lo``/``hi`` the 95%
+    interval, ``se`` and ``df`` its standard error and degrees of freedom, ``n_utterances`` the utterances it
+    uses summed over seeds, ``eval_split`` the split the jobs were scored on."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
@@ -129,19 +194,27 @@ def render_csv(result: SpeechTable) -> str:
         for column in PAPER_COLUMNS:
             for metric in PAPER_METRICS:
                 cell = result.cells[(row, column, metric)]
+                lo, hi, se, df, n_utt = _ci_fields(cell.ci)
                 writer.writerow(
                     [
                         result.table,
+                        result.eval_split,
                         row,
                         column,
                         metric,
                         _num(cell.ours),
+                        lo,
+                        hi,
                         _num(cell.paper),
                         _num(cell.diff),
                         cell.n_seeds,
+                        n_utt,
                         cell.status,
                         _num(cell.std),
+                        se,
+                        df,
                         cell.note,
+                        cell.ci_note,
                     ]
                 )
     return buf.getvalue()
@@ -155,29 +228,36 @@ def _tex_escape(text: str) -> str:
 
 def _tex_cell(cell: Cell) -> str:
     if math.isfinite(cell.ours):
-        top = _fmt(cell.ours) + (r"$^\ast$" if cell.status != "ok" else "")
+        lines = [_fmt(cell.ours) + (r"$^\ast$" if cell.status != "ok" else "")]
+        lines.append(r"{\scriptsize " + _tex_ci(cell.ci) + "}")
     else:
-        top = r"\textit{" + cell.status + "}"
-    if cell.paper is None:
-        return top
-    bottom = _fmt(cell.paper) + (f", ${_fmt(cell.diff, signed=True)}$" if cell.diff is not None else "")
-    return r"\begin{tabular}[c]{@{}c@{}}" + top + r"\\{\scriptsize (" + bottom + r")}\end{tabular}"
+        lines = [r"\textit{" + cell.status + "}"]
+    if cell.paper is not None:
+        bottom = _fmt(cell.paper) + (f", ${_fmt(cell.diff, signed=True)}$" if cell.diff is not None else "")
+        lines.append(r"{\scriptsize (" + bottom + ")}")
+    if len(lines) == 1:
+        return lines[0]
+    return r"\begin{tabular}[c]{@{}c@{}}" + r"\\".join(lines) + r"\end{tabular}"
 
 
 def render_latex(result: SpeechTable) -> str:
-    """A booktabs LaTeX table (needs ``booktabs`` and ``graphicx``); each cell: ours over (paper, diff)."""
+    """A booktabs LaTeX table (needs ``booktabs`` and ``graphicx``); each cell: ours over [lo, hi] over (paper,
+    diff)."""
     out = io.StringIO()
     out.write("% Generated by vaenmf-report. Needs \\usepackage{booktabs,graphicx}.\n")
     for line in result.header:
         out.write(f"% {line}\n")
     out.write("\\begin{table}[t]\n\\centering\n")
-    caption = _tex_escape(TABLE_TITLES[result.table])
+    caption = _tex_escape(table_title(result.table, result.eval_split))
+    split = "validation split (not the test set)" if result.eval_split == "validation" else "test split"
     out.write(
-        f"\\caption{{{caption}. Each cell: ours (paper, ours $-$ paper); PESQ is raw narrow-band P.862 MOS; "
-        f"$^\\ast$ marks cells where some seeds are incomplete. Seeds: "
+        f"\\caption{{{caption}. Scored on the {split}. Each cell: ours, its 95\\% interval over utterances and "
+        f"seeds [lo, hi] ([--]: no per-utterance rows), and (paper, ours $-$ paper); PESQ is raw narrow-band "
+        f"P.862 MOS; $^\\ast$ marks cells where some seeds are incomplete. Seeds: "
         f"{_tex_escape(', '.join('?' if s is None else str(s) for s in result.seeds) or 'none')}.}}\n"
     )
-    out.write(f"\\label{{tab:{result.table}}}\n\\resizebox{{\\textwidth}}{{!}}{{%\n")
+    label = result.table if result.eval_split == "test" else f"{result.table}_{result.eval_split}"
+    out.write(f"\\label{{tab:{label}}}\n\\resizebox{{\\textwidth}}{{!}}{{%\n")
     n = len(PAPER_METRICS)
     out.write("\\begin{tabular}{l" + (" " + "c" * n) * len(PAPER_COLUMNS) + "}\n\\toprule\n")
     out.write(
@@ -199,24 +279,27 @@ def render_latex(result: SpeechTable) -> str:
 
 
 def render_ablation_markdown(ablations: Sequence[AblationTable]) -> str:
-    """Every method x SNR: SDR and PESQ, with the unprocessed input, one section per table setting."""
+    """Every method x SNR: SDR, SIR, SAR and PESQ with intervals, and the unprocessed input, one section per table
+    setting and one sub-table per metric."""
     out = io.StringIO()
-    out.write("# Ablation: every method, every dictionary x activation estimator\n\n")
+    splits = sorted({ab.eval_split for ab in ablations})
+    which = "VALIDATION split, not the test set" if splits == ["validation"] else ", ".join(splits) + " split"
+    out.write(f"# Ablation: every method, every dictionary x activation estimator [{which}]\n\n")
     out.write(
-        "SDR (dB) and PESQ (raw narrow-band MOS), mean over noises then seeds (± sample std). "
-        "`input` is the unprocessed mixture.\n"
+        "Mean over noises then seeds [95% interval]; PESQ is raw narrow-band MOS. `input` is the unprocessed "
+        "mixture; its SAR is n/a (the mixture has no artefacts: its SAR is numerically infinite, about 150 dB, "
+        "and is not averaged).\n\n"
     )
+    out.write(f"{INTERVAL_NOTE}\n")
     for ab in ablations:
-        out.write(f"\n## {TABLE_TITLES[ab.table]}\n\n")
-        header = ["method (components)"] + [
-            f"{label} {row}" for label in ABLATION_METRICS for row in PAPER_ROWS
-        ]
-        out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
-        for method in ab.rows:
-            cells = [
-                _ours_text(ab.cells[(method, row, label)]) for label in ABLATION_METRICS for row in PAPER_ROWS
-            ]
-            out.write(f"| {_label(method, ab.labels)} | " + " | ".join(cells) + " |\n")
+        out.write(f"\n## {table_title(ab.table, ab.eval_split)}\n\n- {split_line(ab.eval_split)}\n")
+        for label in ABLATION_METRICS:
+            out.write(f"\n### {label}\n\n")
+            header = ["method (components)", *(f"{row} dB" if row != "Aver" else row for row in PAPER_ROWS)]
+            out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
+            for method in ab.rows:
+                cells = [_ours_text(ab.cells[(method, row, label)]) for row in PAPER_ROWS]
+                out.write(f"| {_label(method, ab.labels)} | " + " | ".join(cells) + " |\n")
         notes = _column_notes(ab.cells, ab.rows, ab.labels)
         if notes:
             out.write("\n" + "".join(f"- {n}\n" for n in notes))
@@ -225,20 +308,26 @@ def render_ablation_markdown(ablations: Sequence[AblationTable]) -> str:
 
 ABLATION_CSV_FIELDS = (
     "table",
+    "eval_split",
     "snr",
     "method",
     "components",
     "metric",
     "ours",
+    "lo",
+    "hi",
     "std",
     "n_seeds",
+    "n_utterances",
     "status",
     "note",
+    "ci_note",
 )
 
 
 def render_ablation_csv(ablations: Sequence[AblationTable]) -> str:
-    """Long-format CSV of the ablation (method ``input`` for the unprocessed mixture)."""
+    """Long-format CSV of the ablation (:data:`ABLATION_CSV_FIELDS`; method ``input`` for the unprocessed
+    mixture, whose SAR has status ``n/a`` and no value)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(ABLATION_CSV_FIELDS)
@@ -247,18 +336,128 @@ def render_ablation_csv(ablations: Sequence[AblationTable]) -> str:
             for label in ABLATION_METRICS:
                 for row in PAPER_ROWS:
                     cell = ab.cells[(method, row, label)]
+                    lo, hi, _se, _df, n_utt = _ci_fields(cell.ci)
                     writer.writerow(
                         [
                             ab.table,
+                            ab.eval_split,
                             row,
                             method,
                             ab.labels.get(method, ""),
                             label.lower(),
                             _num(cell.ours),
+                            lo,
+                            hi,
                             _num(cell.std),
                             cell.n_seeds,
+                            n_utt,
                             cell.status,
                             cell.note,
+                            cell.ci_note,
+                        ]
+                    )
+    return buf.getvalue()
+
+
+def _difference_text(diff: Difference) -> str:
+    if diff.ci is None:
+        return (
+            diff.status if not math.isfinite(diff.estimate) else f"{_fmt(diff.estimate, True)} [no interval]"
+        )
+    text = f"{_fmt(diff.estimate, signed=True)} {_ci_text(diff.ci, signed=True)} {diff.verdict}"
+    return text if diff.status == "ok" else f"{text} ({diff.status})"
+
+
+def render_differences_markdown(tables: Sequence[DifferenceTable]) -> str:
+    """Per table setting and metric: VAE-NMF minus each other column and ablation row, per SNR and on average."""
+    out = io.StringIO()
+    splits = sorted({t.eval_split for t in tables})
+    which = "VALIDATION split, not the test set" if splits == ["validation"] else ", ".join(splits) + " split"
+    ref = tables[0].reference if tables else REFERENCE
+    out.write(f"# Paired differences: {ref} minus each other column and ablation row [{which}]\n\n")
+    out.write(
+        f"- Each cell: mean of {ref}'s score minus the other's on the same mixtures, paired by (seed, noise, "
+        "SNR, utterance) [95% interval], then whether the interval excludes zero: `higher` / `lower` = "
+        f"{ref} scores higher / lower on these utterances and seeds; `undecided` = the interval includes "
+        "0, these data cannot order the two. Higher is better for every metric.\n"
+    )
+    out.write(f"- {INTERVAL_NOTE}\n")
+    out.write(
+        f"- `input`: the unprocessed mixture ({ref}'s improvement over it); its SAR is n/a (numerically "
+        "infinite).\n"
+    )
+    for t in tables:
+        out.write(f"\n## {table_title(t.table, t.eval_split)}\n\n- {split_line(t.eval_split)}\n")
+        seeds = ", ".join("?" if s is None else str(s) for s in t.seeds) or "none"
+        out.write(f"- Seeds: {seeds}; {t.n_comparisons} intervals in this section.\n")
+        for metric in PAPER_METRICS:
+            out.write(f"\n### {METRIC_LABELS[metric]} ({METRIC_UNITS[metric]})\n\n")
+            header = [f"{t.reference} minus", *(f"{row} dB" if row != "Aver" else row for row in PAPER_ROWS)]
+            out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
+            for other in t.others:
+                cells = [_difference_text(t.cells[(other, row, metric)]) for row in PAPER_ROWS]
+                out.write(f"| {_label(other, t.labels)} | " + " | ".join(cells) + " |\n")
+        notes = _column_notes(t.cells, t.others, t.labels)
+        if notes:
+            out.write("\n" + "".join(f"- {n}\n" for n in notes))
+    return out.getvalue()
+
+
+DIFFERENCE_CSV_FIELDS = (
+    "table",
+    "eval_split",
+    "snr",
+    "metric",
+    "reference",
+    "other",
+    "components",
+    "estimate",
+    "lo",
+    "hi",
+    "se",
+    "df",
+    "n_seeds",
+    "n_utterances",
+    "excludes_zero",
+    "verdict",
+    "status",
+    "note",
+)
+
+
+def render_differences_csv(tables: Sequence[DifferenceTable]) -> str:
+    """Long-format CSV of the paired differences (:data:`DIFFERENCE_CSV_FIELDS`); ``excludes_zero`` is
+    ``true``/``false`` (empty without an interval), ``verdict`` ``higher``/``lower``/``undecided``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(DIFFERENCE_CSV_FIELDS)
+    for t in tables:
+        for other in t.others:
+            for metric in PAPER_METRICS:
+                for row in PAPER_ROWS:
+                    diff = t.cells[(other, row, metric)]
+                    lo, hi, se, df, n_utt = _ci_fields(diff.ci)
+                    excludes = "" if diff.ci is None else str(diff.ci.excludes_zero).lower()
+                    writer.writerow(
+                        [
+                            t.table,
+                            t.eval_split,
+                            row,
+                            metric,
+                            t.reference,
+                            other,
+                            t.labels.get(other, ""),
+                            _num(diff.estimate),
+                            lo,
+                            hi,
+                            se,
+                            df,
+                            diff.n_seeds,
+                            n_utt,
+                            excludes,
+                            diff.verdict,
+                            diff.status,
+                            diff.note,
                         ]
                     )
     return buf.getvalue()

@@ -1,4 +1,11 @@
-"""Writing the speech report: ``table1.{md,csv,tex}``, ``table2.*`` and ``ablation.{md,csv}`` from jobs."""
+"""Writing the speech report: ``table1.{md,csv,tex}``, ``table2.*``, ``ablation.{md,csv}`` and
+``differences.{md,csv}`` from jobs.
+
+Validation and test are never mixed: each split the speech jobs were scored on gets its own files, the test
+split under the plain names (``table1.md``, ...) and the validation split with a ``_validation`` suffix
+(``table1_validation.md``, ``ablation_validation.csv``, ``differences_validation.md``, ...), every one of them
+naming its split in its title and CSV rows.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,32 @@ from pathlib import Path
 
 from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import ConfigError, DataError
-from vaenmf.report.aggregate import build_ablation, build_table
+from vaenmf.report.aggregate import build_ablation, build_table, check_split
 from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, table_of_noise
-from vaenmf.report.jobs import Job, dedupe
+from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
+from vaenmf.report.paired import build_differences
 from vaenmf.report.render import (
     render_ablation_csv,
     render_ablation_markdown,
     render_csv,
+    render_differences_csv,
+    render_differences_markdown,
     render_latex,
     render_markdown,
 )
 
-__all__ = ["speech_tables_present", "write_speech_report"]
+__all__ = ["speech_tables_present", "speech_splits_present", "split_suffix", "write_speech_report"]
+
+
+def split_suffix(eval_split: str) -> str:
+    """The file-name suffix of a split's tables: none for ``test``, ``_validation`` for validation."""
+    return "" if check_split(eval_split) == DEFAULT_EVAL_SPLIT else f"_{eval_split}"
+
+
+def speech_splits_present(jobs: Iterable[Job]) -> list[str]:
+    """The splits (``test``, ``validation``) that have at least one speech job, in that order."""
+    present = {j.eval_split for j in jobs if is_speech(j)}
+    return [s for s in EVAL_SPLITS if s in present]
 
 
 def speech_tables_present(jobs: Iterable[Job]) -> list[str]:
@@ -28,26 +49,41 @@ def speech_tables_present(jobs: Iterable[Job]) -> list[str]:
     return [t for t in TABLE_NOISES if t in present]
 
 
+def _ran(jobs: Iterable[Job], eval_split: str) -> Expected:
+    """The (paper column, or method for an ablation row; noise) entries some job of ``eval_split`` ran."""
+    return {
+        (j.paper_column or j.method, j.noise)  # type: ignore[misc]
+        for j in jobs
+        if is_speech(j) and j.eval_split == eval_split and (j.paper_column or j.method) and j.noise
+    }
+
+
 def write_speech_report(
     jobs: Sequence[Job],
     out_dir: str | os.PathLike[str],
     tables: Sequence[str] | None = None,
     expect: Expected | None = None,
+    splits: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Write ``{table}.md``, ``{table}.csv``, ``{table}.tex`` for each table and ``ablation.md``/``.csv``.
+    """Write ``{table}.md``, ``{table}.csv``, ``{table}.tex`` for each table, ``ablation.md``/``.csv`` and
+    ``differences.md``/``.csv``, once per split (validation files with the suffix ``_validation``).
 
     Args:
         jobs: From :func:`~vaenmf.report.jobs.load_jobs`.
         out_dir: Created if needed.
         tables: Which tables; None for every table that has a speech job or an expected one.
         expect: Expected ``(column or method, noise)`` entries; None for the paper's four columns in every
-            written table.
+            written table of the test split, and for the validation split the (column or method, noise) entries
+            that some validation job ran (a validation sweep is usually a study of one method; the columns it
+            did not run are ``not run``, not ``missing``).
+        splits: Which splits to write; None for every split a speech job was scored on (``test`` alone when
+            there is none).
 
     Returns:
         The files written.
 
     Raises:
-        ConfigError: If a table name is unknown.
+        ConfigError: If a table or split name is unknown.
         DataError: If there is nothing to report (no speech job and no table asked for).
     """
     if tables is None:
@@ -63,20 +99,34 @@ def write_speech_report(
             "no speech-enhancement job found (metrics.json with task 'speech' and noise factory, babble or "
             "pooled); nothing to report"
         )
-    if expect is None:
-        expect = default_expect(tables)
-    # Duplicates are warned about once here; the builders then see one job per (method, noise, seed).
+    if splits is None:
+        splits = speech_splits_present(jobs) or [DEFAULT_EVAL_SPLIT]
+    for split in splits:
+        check_split(split)
+    # Duplicates are warned about once here; the builders then see one job per (method, noise, seed, split).
     speech = dedupe(j for j in jobs if j.task in (None, "speech"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    ablations = []
-    for t in tables:
-        result = build_table(speech, t, expect)
-        written.append(write_text_atomic(out / f"{t}.md", render_markdown(result)))
-        written.append(write_text_atomic(out / f"{t}.csv", render_csv(result)))
-        written.append(write_text_atomic(out / f"{t}.tex", render_latex(result)))
-        ablations.append(build_ablation(speech, t, expect))
-    written.append(write_text_atomic(out / "ablation.md", render_ablation_markdown(ablations)))
-    written.append(write_text_atomic(out / "ablation.csv", render_ablation_csv(ablations)))
+    for split in splits:
+        suffix = split_suffix(split)
+        wanted = expect
+        if wanted is None:
+            wanted = default_expect(tables) if split == DEFAULT_EVAL_SPLIT else _ran(speech, split)
+        ablations, differences = [], []
+        for t in tables:
+            result = build_table(speech, t, wanted, eval_split=split)
+            written.append(write_text_atomic(out / f"{t}{suffix}.md", render_markdown(result)))
+            written.append(write_text_atomic(out / f"{t}{suffix}.csv", render_csv(result)))
+            written.append(write_text_atomic(out / f"{t}{suffix}.tex", render_latex(result)))
+            ablations.append(build_ablation(speech, t, wanted, eval_split=split))
+            differences.append(build_differences(speech, t, eval_split=split))
+        written.append(write_text_atomic(out / f"ablation{suffix}.md", render_ablation_markdown(ablations)))
+        written.append(write_text_atomic(out / f"ablation{suffix}.csv", render_ablation_csv(ablations)))
+        written.append(
+            write_text_atomic(out / f"differences{suffix}.md", render_differences_markdown(differences))
+        )
+        written.append(
+            write_text_atomic(out / f"differences{suffix}.csv", render_differences_csv(differences))
+        )
     return written

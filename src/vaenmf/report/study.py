@@ -3,8 +3,13 @@
 A study is one multirun that varies some config keys (``dictionary.system.likelihood``, ``activations.mask_power``,
 ...) for one method; every job is read with :func:`~vaenmf.report.jobs.load_jobs`, grouped by the values its
 recorded config has for the varied keys, and each group is aggregated exactly like a table cell (mean over noises,
-then over seeds, :func:`~vaenmf.report.aggregate.aggregate_cell`). Extra per-job numbers of ``metrics.json`` (for
-example a dictionary's final negative-weight mass) are averaged over the group's finished jobs.
+then over seeds, :func:`~vaenmf.report.aggregate.aggregate_cell`, with the same 95% intervals). Extra per-job
+numbers of ``metrics.json`` (for example a dictionary's final negative-weight mass) are averaged over the group's
+finished jobs.
+
+Every row names the split its jobs were scored on, and jobs of two splits never share a row. A study that
+chooses a default must be scored on the validation split: :func:`write_study_report` with
+``require_split="validation"`` (what ``scripts/study.py`` passes) refuses jobs scored on any other split.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import numpy as np
 
 from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import DataError
-from vaenmf.report.aggregate import Cell, aggregate_cell
-from vaenmf.report.jobs import Job, dedupe, lookup, to_float
+from vaenmf.report.aggregate import Cell, aggregate_cell, split_line
+from vaenmf.report.jobs import EVAL_SPLITS, Job, dedupe, lookup, to_float
 from vaenmf.report.paper import PAPER_ROWS
 
 __all__ = ["StudyRow", "study_rows", "render_study_markdown", "write_study_report"]
@@ -43,6 +48,7 @@ class StudyRow:
 
     Attributes:
         values: Varied key -> value (as recorded in the jobs' configs).
+        eval_split: The split every job of the row was scored on.
         jobs: The jobs that ran it (every seed and noise).
         cells: ``(metric label, row) -> Cell`` (``row`` an SNR or ``Aver``).
         extras: Extra ``metrics.json`` key -> mean over the finished jobs (NaN when none has it).
@@ -50,6 +56,7 @@ class StudyRow:
     """
 
     values: dict[str, Any]
+    eval_split: str
     jobs: list[Job]
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
     extras: dict[str, float] = field(default_factory=dict)
@@ -64,33 +71,56 @@ def _value_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def study_rows(jobs: Sequence[Job], keys: Sequence[str], extras: Sequence[str] = ()) -> list[StudyRow]:
-    """Group ``jobs`` by the values of ``keys`` in their configs and aggregate each group.
+def study_rows(
+    jobs: Sequence[Job],
+    keys: Sequence[str],
+    extras: Sequence[str] = (),
+    require_split: str | None = None,
+) -> list[StudyRow]:
+    """Group ``jobs`` by the split they were scored on and the values of ``keys`` in their configs, and aggregate
+    each group.
 
     Args:
         jobs: From :func:`~vaenmf.report.jobs.load_jobs` (speech jobs of one study).
         keys: Dotted config keys the study varies (e.g. ``dictionary.system.likelihood``).
         extras: Dotted ``metrics.json`` keys to average per row.
+        require_split: When given, every job must have been scored on this split.
 
     Raises:
-        DataError: If no job records the varied keys.
+        DataError: If no job records the varied keys, or a job was scored on another split than
+            ``require_split``.
     """
+    if require_split is not None and require_split not in EVAL_SPLITS:
+        raise DataError(f"unknown split {require_split!r}; expected one of {', '.join(EVAL_SPLITS)}")
     groups: dict[str, list[Job]] = defaultdict(list)
-    values_of: dict[str, dict[str, Any]] = {}
+    values_of: dict[str, tuple[str, dict[str, Any]]] = {}
     for job in dedupe(jobs, keys):
         config = job.data.get("config") or {}
         values = {key: lookup(config, key) for key in keys}
         if all(v is None for v in values.values()):
             continue
-        signature = _value_key(values)
+        signature = _value_key([job.eval_split, values])
         groups[signature].append(job)
-        values_of[signature] = values
+        values_of[signature] = (job.eval_split, values)
     if not groups:
         raise DataError(f"no job records the varied keys {list(keys)} in its metrics.json config")
+    if require_split is not None:
+        wrong = sorted(
+            (j for group in groups.values() for j in group if j.eval_split != require_split),
+            key=lambda j: str(j.path),
+        )
+        if wrong:
+            raise DataError(
+                f"{len(wrong)} job(s) of this study were scored on the {wrong[0].eval_split} split (first: "
+                f"{wrong[0].path}); a study that chooses a default is scored on the {require_split} split only: "
+                f"rerun it with eval_split={require_split}"
+            )
     rows = []
-    for signature in sorted(groups, key=lambda s: [str(v) for v in values_of[s].values()]):
+    order = sorted(groups, key=lambda s: (values_of[s][0], [str(v) for v in values_of[s][1].values()]))
+    for signature in order:
         group = groups[signature]
-        row = StudyRow(values=values_of[signature], jobs=group)
+        split, values = values_of[signature]
+        row = StudyRow(values=values, eval_split=split, jobs=group)
         noises = sorted({j.noise for j in group if j.noise})
         seeds = sorted({j.seed for j in group if j.seed is not None})
         jobs_at: dict[tuple[str, int | None], list[Job]] = defaultdict(list)
@@ -104,8 +134,8 @@ def study_rows(jobs: Sequence[Job], keys: Sequence[str], extras: Sequence[str] =
             found = [to_float(lookup(j.data, extra)) for j in finished]
             found = [v for v in found if math.isfinite(v)]
             row.extras[extra] = float(np.mean(found)) if found else math.nan
-        times = [to_float(j.data.get("wall_time_s")) for j in finished]
-        row.wall_time_s = float(np.nanmean(times)) if times else math.nan
+        times = [t for t in (to_float(j.data.get("wall_time_s")) for j in finished) if math.isfinite(t)]
+        row.wall_time_s = float(np.mean(times)) if times else math.nan
         rows.append(row)
     return rows
 
@@ -118,23 +148,29 @@ def _cell_text(cell: Cell) -> str:
     if not math.isfinite(cell.ours):
         return cell.status
     text = _fmt(cell.ours)
-    if cell.std is not None:
-        text += f" ± {cell.std:.2f}"
-    return text if cell.status == "ok" else f"{text} [{cell.status}]"
+    text += f" [{_fmt(cell.ci.lo)}, {_fmt(cell.ci.hi)}]" if cell.ci is not None else " [no interval]"
+    return text if cell.status == "ok" else f"{text} ({cell.status})"
 
 
 def render_study_markdown(rows: Sequence[StudyRow], title: str, notes: Sequence[str] = ()) -> str:
-    """A Markdown table: one line per value combination, SDR per SNR and on average, PESQ, STOI, extras."""
+    """A Markdown table: one line per split and value combination, SDR per SNR and on average, PESQ, STOI,
+    extras, each cell with its 95% interval; the title names the split(s) the rows were scored on."""
     keys = list(rows[0].values) if rows else []
     extras = list(rows[0].extras) if rows else []
     columns = [label if len(snrs) == 1 else f"{label} {snr}" for label, (_, snrs) in STUDY_METRICS.items()
                for snr in snrs]  # fmt: skip
-    header = [*keys, *columns, *extras, "wall time (s)", "jobs"]
+    header = ["scored on", *keys, *columns, *extras, "wall time (s)", "jobs"]
+    splits = sorted({row.eval_split for row in rows})
     out = io.StringIO()
-    out.write(f"# {title}\n\n")
+    out.write(f"# {title} [{', '.join(splits) or 'no'} split]\n\n")
+    for split in splits:
+        out.write(f"- {split_line(split)}\n")
     for note in notes:
         out.write(f"- {note}\n")
-    out.write("- Cells: mean over noises, then seeds (± sample std over seeds when there are several).\n\n")
+    out.write(
+        "- Cells: mean over noises, then seeds [95% interval over utterances and seeds, as in the paper's "
+        "tables: see vaenmf.report.uncertainty].\n\n"
+    )
     out.write("| " + " | ".join(header) + " |\n|" + "|".join(["---"] * len(header)) + "|\n")
     for row in rows:
         cells = [
@@ -142,6 +178,7 @@ def render_study_markdown(rows: Sequence[StudyRow], title: str, notes: Sequence[
         ]
         ok = sum(j.status == "ok" for j in row.jobs)
         line = [
+            row.eval_split,
             *(str(row.values[k]) for k in keys),
             *cells,
             *(_fmt(row.extras[e], 4) for e in extras),
@@ -159,11 +196,19 @@ def render_study_markdown(rows: Sequence[StudyRow], title: str, notes: Sequence[
 def _row_record(row: StudyRow) -> dict[str, Any]:
     return {
         "values": row.values,
+        "eval_split": row.eval_split,
         "status": row.status,
         "cells": {
-            f"{label}/{snr}": {"mean": c.ours, "std": c.std, "n_seeds": c.n_seeds, "status": c.status}
+            f"{label}/{snr}": {
+                "mean": c.ours,
+                "lo": None if c.ci is None else c.ci.lo,
+                "hi": None if c.ci is None else c.ci.hi,
+                "std": c.std,
+                "n_seeds": c.n_seeds,
+                "status": c.status,
+            }
             for (label, snr), c in row.cells.items()
-        },  # fmt: skip
+        },
         "extras": row.extras,
         "wall_time_s": row.wall_time_s,
         "jobs": [str(j.path) for j in row.jobs],
@@ -177,15 +222,25 @@ def write_study_report(
     title: str,
     extras: Sequence[str] = (),
     notes: Sequence[str] = (),
+    require_split: str | None = None,
 ) -> list[Path]:
-    """Write ``table.md`` and ``table.json`` of a study into ``out_dir``; returns the files written."""
-    rows = study_rows(jobs, keys, extras)
+    """Write ``table.md`` and ``table.json`` of a study into ``out_dir``; returns the files written.
+
+    Args:
+        jobs, keys, extras: As for :func:`study_rows`.
+        out_dir: Created if needed.
+        title: The table's title (the split is appended).
+        notes: Lines written under the title.
+        require_split: When given, refuse jobs scored on another split (DataError; nothing is written).
+    """
+    rows = study_rows(jobs, keys, extras, require_split)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = write_text_atomic(out / "table.md", render_study_markdown(rows, title, notes))
     record = {
         "title": title,
         "keys": list(keys),
+        "eval_splits": sorted({r.eval_split for r in rows}),
         "notes": list(notes),
         "rows": [_row_record(r) for r in rows],
     }

@@ -25,6 +25,7 @@ import numpy as np
 from vaenmf.atomic import save_figure_atomic, write_text_atomic
 from vaenmf.errors import DataError
 from vaenmf.report.jobs import Job, ReportWarning
+from vaenmf.report.uncertainty import interval
 
 #: Methods of the figure, in drawing order, with their labels and colours.
 METHODS = {"nmf": ("NMF", "tab:blue"), "vae_nmf": ("VAE-NMF", "tab:red")}
@@ -267,7 +268,10 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
         "",
         VAF_DEFINITION,
         "",
-        "| method | split | reconstruction | mean VAF | std | min | movements | synergy recovery |",
+        "Mean VAF [95% interval]: Student t-interval over the subject x movement values of one seed (each movement "
+        "one unit; see vaenmf.report.uncertainty).",
+        "",
+        "| method | split | reconstruction | mean VAF [95% interval] | std | min | movements | synergy recovery |",
         "|---|---|---|---|---|---|---|---|",
     ]
     from vaenmf.metrics import summarise_vaf
@@ -286,8 +290,11 @@ def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> st
                 if "vaf_mean" not in entry:
                     continue
                 split, recon = key.split("/", 1)
+                values = [v for v in _overall(by_seed[seed], key) if math.isfinite(v)]
+                ci, _ = interval([values], centre=entry["vaf_mean"])
+                spread = "" if ci is None else f" [{ci.lo:.4f}, {ci.hi:.4f}]"
                 lines.append(
-                    f"| {label} (seed {seed}) | {split} | {recon} | {entry['vaf_mean']:.4f} | "
+                    f"| {label} (seed {seed}) | {split} | {recon} | {entry['vaf_mean']:.4f}{spread} | "
                     f"{entry['vaf_std']:.4f} | {entry['vaf_min']:.4f} | {entry['n_movements']} | {rec} |"
                 )
     nmf = _mean_per_muscle(_first_seed_rows(rows["nmf"]), f"train/{FIGURE_RECONSTRUCTION['nmf']}")

@@ -60,6 +60,7 @@ class EncodingDNNSystem(pl.LightningModule):
             on_step=True,
             on_epoch=True,
             prog_bar=True,
+            sync_dist=True,  # under DDP: the epoch mean over every rank's batches (a no-op on one process)
             batch_size=inputs.shape[0],
         )
         return loss
@@ -72,6 +73,7 @@ class EncodingDNNSystem(pl.LightningModule):
             loss,
             on_epoch=True,
             prog_bar=True,
+            sync_dist=True,
             batch_size=inputs.shape[0],
         )
         return loss

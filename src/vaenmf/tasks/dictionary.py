@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -14,10 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from vaenmf.atomic import save_torch_atomic
-from vaenmf.callbacks import EpochProgressBar
+from vaenmf.callbacks import EpochProgressBar, FiniteLossGuard
 from vaenmf.data.matrix import MatrixDataModule
-from vaenmf.tasks.runtime import JobContext, source_hash, training_length
-from vaenmf.validation import as_nonnegative_tensor, check_rank
+from vaenmf.tasks.runtime import JobContext, fingerprint, seed_stage, training_length
+from vaenmf.validation import as_nonnegative_tensor, check_rank, check_scale
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +25,24 @@ NON_FIT_KEYS = ("checkpoint_every",)
 
 
 def dictionary_key(X: torch.Tensor, dictionary_cfg: DictConfig, seed: int) -> str:
-    """Hash of everything that determines a fitted dictionary: the data, the fit settings, the seed, the code.
+    """Fingerprint of everything that determines a fitted dictionary: the data, the fit settings, the seed, the
+    code. It names the cache entry and is recorded in the stage's checkpoints.
 
     The settings are the whole ``dictionary`` node but its checkpoint period, so DNMF's analysis bases share
     the entry of the identical NMF fit (``method=dnmf`` composes the same ``dictionary=nmf``).
     """
-    digest = hashlib.sha256()
-    digest.update(X.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(str(tuple(X.shape)).encode())
     settings = OmegaConf.to_container(dictionary_cfg, resolve=True)
     assert isinstance(settings, dict)
     fit = {key: value for key, value in settings.items() if key not in NON_FIT_KEYS}
-    digest.update(json.dumps(fit, sort_keys=True, default=str).encode())
-    digest.update(f"seed={seed}".encode())
-    digest.update(source_hash().encode())
-    return digest.hexdigest()[:24]
+    return fingerprint("dictionary", X, fit, int(seed))
 
 
 class DictionaryCache:
-    """Fitted dictionaries on disk, one ``<key>.pt`` file each.
+    """Fitted dictionaries on disk, one ``<key>.pt`` file each: ``{"key", "W", "stats"}``.
 
     Writes go to a temporary file that is renamed into place, so concurrent jobs that fit the same dictionary
-    never see a partial file; the last writer wins with identical content.
+    never see a partial file; the last writer wins with identical content. An entry is used only if it records
+    the key it is filed under (an entry of an earlier layout, or a renamed file, is refitted).
     """
 
     def __init__(self, root: Path) -> None:
@@ -57,18 +51,29 @@ class DictionaryCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
 
-    def load(self, key: str) -> torch.Tensor | None:
+    def load(self, key: str) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """The dictionary filed under ``key`` and the statistics of its fit, or None."""
         path = self.path(key)
         if not path.is_file():
             return None
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            entry = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a corrupt entry is refitted, not fatal
             log.warning("Ignoring unreadable cached dictionary %s (%s)", path, err)
             return None
+        if (
+            not isinstance(entry, dict)
+            or entry.get("key") != key
+            or not isinstance(entry.get("W"), torch.Tensor)
+        ):
+            log.warning("Ignoring cached dictionary %s: it does not record the key it is filed under", path)
+            return None
+        return entry["W"], dict(entry.get("stats") or {})
 
-    def save(self, key: str, W: torch.Tensor) -> None:
-        save_torch_atomic(self.path(key), W.detach().cpu().clone())
+    def save(self, key: str, W: torch.Tensor, stats: dict[str, float] | None = None) -> None:
+        save_torch_atomic(
+            self.path(key), {"key": key, "W": W.detach().cpu().clone(), "stats": dict(stats or {})}
+        )
 
 
 def fit_dictionary_stage(
@@ -78,7 +83,7 @@ def fit_dictionary_stage(
     dictionary_cfg: DictConfig,
     seed: int,
     cache: DictionaryCache | None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Fit the dictionary of ``X`` with the configured system under a Trainer, or take it from the cache.
 
     Args:
@@ -90,35 +95,59 @@ def fit_dictionary_stage(
         seed: Seed of the fit.
         cache: Where fitted dictionaries are kept, or None to always fit.
 
+    Returns:
+        The dictionary (on the CPU) and the statistics of its fit (e.g. the negative-weight fraction and mass of a
+        VAE-NMF decoder, :func:`fit_statistics`), from the cache when the fit is reused.
+
     Shape:
-        X: ``(m, n)``; returns ``(m, r)`` on the CPU.
+        X: ``(m, n)``; returns ``(m, r)``.
     """
     X = as_nonnegative_tensor(X, f"{stage} training frames", dtype=torch.float32)
     check_rank(dictionary_cfg.rank, tuple(X.shape), name=f"{stage} training frames")
-    key = dictionary_key(X, dictionary_cfg, seed) if cache is not None else None
-    if cache is not None and key is not None:
-        W = cache.load(key)
-        if W is not None:
+    key = dictionary_key(X, dictionary_cfg, seed)
+    if cache is not None:
+        entry = cache.load(key)
+        if entry is not None:
             log.info("%s: reusing cached dictionary %s", stage, cache.path(key))
-            return W
-    system = train_dictionary_system(job, stage, X, dictionary_cfg, seed)
-    W = system.dictionary()
-    if cache is not None and key is not None and rank_zero_only.rank == 0:
-        cache.save(key, W)
-    return W
+            return entry
+    system = train_dictionary_system(job, stage, X, dictionary_cfg, seed, key)
+    W, stats = system.dictionary(), fit_statistics(system)
+    # The fit resumed only from checkpoints of this very key (JobContext.resume_checkpoint), so W belongs to it.
+    if cache is not None and rank_zero_only.rank == 0:
+        cache.save(key, W, stats)
+    return W, stats
+
+
+def fit_statistics(system: pl.LightningModule) -> dict[str, float]:
+    """What a fitted system reports about its dictionary (``dictionary_stats()``, e.g. VAE-NMF's negative weights)."""
+    stats = getattr(system, "dictionary_stats", None)
+    return {str(k): float(v) for k, v in stats().items()} if callable(stats) else {}
 
 
 def train_dictionary_system(
-    job: JobContext, stage: str, X: torch.Tensor, dictionary_cfg: DictConfig, seed: int
+    job: JobContext,
+    stage: str,
+    X: torch.Tensor,
+    dictionary_cfg: DictConfig,
+    seed: int,
+    key: str | None = None,
 ) -> pl.LightningModule:
     """Instantiate the configured dictionary system and fit it to ``X`` under this stage's Trainer.
 
     Returns the trained system (its ``dictionary()`` and, for VAE-NMF, its encoder); callers that only need
-    the dictionary use :func:`fit_dictionary_stage`, which also caches it.
+    the dictionary use :func:`fit_dictionary_stage`, which also caches it. A killed fit resumes from its
+    ``last.ckpt`` when the data, settings, seed and code are those of the checkpoint (``key``).
+
+    Args:
+        key: The fit's :func:`dictionary_key` (computed when not given).
 
     Shape:
         X: ``(m, n)`` nonnegative, already validated.
     """
+    check_scale(X, f"{stage} training frames")
+    key = key or dictionary_key(X, dictionary_cfg, seed)
+    # Seeded by the fit's own inputs only (not the stage's name), so that the key determines the dictionary.
+    seed_stage(seed, "dictionary")
     system = instantiate(
         dictionary_cfg.system,
         n_features=X.shape[0],
@@ -130,20 +159,18 @@ def train_dictionary_system(
         _convert_="all",
     )
     batch_size = dictionary_cfg.get("batch_size")
-    datamodule = MatrixDataModule(X, batch_size=batch_size, seed=seed)
     full_batch = batch_size is None
+    extra: list[pl.Callback] = []
     # Full-batch fits have one step per epoch: one bar over epochs instead of one bar per epoch.
-    extra = (
-        [EpochProgressBar(stage)] if full_batch and job.cfg.trainer.get("enable_progress_bar", True) else []
-    )
+    if full_batch and job.cfg.trainer.get("enable_progress_bar", True):
+        extra.append(EpochProgressBar(stage))
     trainable = any(p.requires_grad for p in system.parameters())
-    trainer = job.trainer(
-        stage,
-        max_epochs=training_length(dictionary_cfg, "dictionary"),
-        checkpoint_every=dictionary_cfg.get("checkpoint_every"),
-        extra_callbacks=extra,
-        single_device=not trainable,
-    )
+    if trainable:
+        extra.append(
+            FiniteLossGuard(
+                stage, f"the training frames range over [{float(X.min()):.3g}, {float(X.max()):.3g}]"
+            )
+        )
     log.info(
         "%s: fitting a rank-%d %s dictionary on %d frames",
         stage,
@@ -151,6 +178,15 @@ def train_dictionary_system(
         dictionary_cfg.name,
         X.shape[1],
     )
-    with job.cpu_threads_for(minibatch=not full_batch):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=job.resume_checkpoint(stage))
+    job.fit_stage(
+        stage,
+        system,
+        key,
+        max_epochs=training_length(dictionary_cfg, "dictionary"),
+        checkpoint_every=dictionary_cfg.get("checkpoint_every"),
+        extra_callbacks=extra,
+        single_device=not trainable,
+        minibatch=not full_batch,
+        fit_kwargs={"datamodule": MatrixDataModule(X, batch_size=batch_size, seed=seed)},
+    )
     return system

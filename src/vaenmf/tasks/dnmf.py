@@ -18,7 +18,7 @@ from vaenmf.nmf.divergence import check_beta
 from vaenmf.nmf.dnmf import check_mask_power, dnmf_objective
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.systems.dnmf import dnmf_dataloader
-from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.tasks.runtime import JobContext, fingerprint, single_threaded
 from vaenmf.validation import as_nonnegative_tensor
 
 log = logging.getLogger(__name__)
@@ -204,13 +204,6 @@ def train_reconstruction_bases(
     r_s = W_speech.shape[1]
     objective_before = _objective(system, M, S, H, r_s)
     extra = [EpochProgressBar(STAGE)] if job.cfg.trainer.get("enable_progress_bar", True) else []
-    trainer = job.trainer(
-        STAGE,
-        max_epochs=max_epochs,
-        checkpoint_every=rcfg.get("checkpoint_every"),
-        extra_callbacks=extra,
-        single_device=True,
-    )
     log.info(
         "%s: %d updates of the reconstruction bases for the mask of power %g on %d frames of %d training mixtures",
         STAGE,
@@ -219,10 +212,17 @@ def train_reconstruction_bases(
         M.shape[1],
         len(mixtures),
     )
-    with job.cpu_threads_for(minibatch=False):
-        trainer.fit(
-            system, train_dataloaders=dnmf_dataloader(M, S, H), ckpt_path=job.resume_checkpoint(STAGE)
-        )
+    job.fit_stage(
+        STAGE,
+        system,
+        fingerprint(STAGE, W_speech, W_noise, M, S, H, rcfg, int(seed)),
+        max_epochs=max_epochs,
+        checkpoint_every=rcfg.get("checkpoint_every"),
+        extra_callbacks=extra,
+        single_device=True,
+        minibatch=False,
+        fit_kwargs={"train_dataloaders": dnmf_dataloader(M, S, H)},
+    )
     Wb_speech, Wb_noise = system.reconstruction_bases()
     objective_after = _objective(system, M, S, H, r_s, (Wb_speech, Wb_noise))
     log.info(

@@ -15,10 +15,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vaenmf.callbacks import FiniteLossGuard
 from vaenmf.data.features import magnitude
 from vaenmf.data.matrix import TensorDataModule
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.models.drnn import DRNN
+from vaenmf.tasks.runtime import fingerprint, seed_stage
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +157,21 @@ def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) 
         len(mixtures),
     )
     data = TensorDataModule(train_set, val_set, batch_size, seed)
+    seed_stage(seed, STAGE)
     system = instantiate(cfg.system, n_features=int(train_set[0].shape[-1]), _convert_="all")
     overrides: dict[str, Any] = {"limit_val_batches": 1.0 if val_set is not None else 0}
     if cfg.get("gradient_clip_val") is not None:
         # A ReLU recurrence is unbounded: clipping keeps a rare large step from blowing it up.
         overrides["gradient_clip_val"] = float(cfg.gradient_clip_val)
-    trainer = job.trainer(
-        STAGE, max_epochs=max_epochs, checkpoint_every=cfg.get("checkpoint_every"), **overrides
+    parts = (*train_set, *(val_set or ()))
+    job.fit_stage(
+        STAGE,
+        system,
+        fingerprint(STAGE, *parts, cfg, int(seed)),
+        max_epochs=max_epochs,
+        checkpoint_every=cfg.get("checkpoint_every"),
+        extra_callbacks=[FiniteLossGuard(STAGE)],
+        fit_kwargs={"datamodule": data},
+        **overrides,
     )
-    with job.cpu_threads_for(minibatch=True):
-        trainer.fit(system, datamodule=data, ckpt_path=job.resume_checkpoint(STAGE))
     return DRNNSeparator(system.model)

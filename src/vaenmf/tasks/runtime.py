@@ -16,7 +16,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins import TorchCheckpointIO
 
+from vaenmf.atomic import save_torch_atomic
+from vaenmf.callbacks import StageState
 from vaenmf.errors import ConfigError
 from vaenmf.systems.multiplicative import require_single_process
 
@@ -78,10 +82,61 @@ def config_record(cfg: DictConfig) -> dict[str, Any]:
         return container
 
 
+def _canonical(value: Any) -> Any:
+    """Integral floats as ints, so that ``beta=2`` and ``beta=2.0`` are one config."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def scientific_part(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config container without the keys that do not change a result (:data:`NON_SCIENTIFIC_KEYS`),
+    integral floats written as ints."""
+    return _canonical(
+        {key: value for key, value in config.items() if key not in (*NON_SCIENTIFIC_KEYS, "hydra")}
+    )
+
+
+def container_hash(config: dict[str, Any]) -> str:
+    """The config hash of a resolved config container (a job's recorded ``config``, or a loaded config.yaml)."""
+    payload = json.dumps(scientific_part(config), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def config_hash(cfg: DictConfig) -> str:
     """A short stable hash of everything in the config that can change a result."""
-    payload = json.dumps(resolved_container(cfg, NON_SCIENTIFIC_KEYS), sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return container_hash(resolved_container(cfg))
+
+
+def fingerprint(*parts: Any) -> str:
+    """A hash of everything that determines a result: tensors (values, shape, dtype), configs, plain values, and
+    the package's numerical source code (so an artefact goes stale when the code changes).
+
+    Args:
+        *parts: Tensors, arrays, ``DictConfig`` nodes (resolved) or JSON-able values, in a fixed order.
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part = part.detach().cpu().contiguous()
+            digest.update(f"tensor{tuple(part.shape)}{part.dtype}".encode())
+            digest.update(part.numpy().tobytes())
+        elif isinstance(part, np.ndarray):
+            digest.update(f"array{part.shape}{part.dtype}".encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            if OmegaConf.is_config(part):
+                part = OmegaConf.to_container(part, resolve=True)
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+        digest.update(b"|")
+    digest.update(source_hash().encode())
+    return digest.hexdigest()[:24]
 
 
 def source_hash(subpackages: Iterable[str] = ("nmf", "models", "systems")) -> str:
@@ -92,6 +147,36 @@ def source_hash(subpackages: Iterable[str] = ("nmf", "models", "systems")) -> st
             digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _checkpoint_epochs(path: Path) -> int:
+    """Epochs a Lightning checkpoint records as done (0 when it cannot be read)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+    except Exception:
+        return 0
+
+
+def seed_stage(seed: int, stage: str) -> None:
+    """Seed every random generator for one stage from the job's seed and the stage's name.
+
+    A stage's result then depends only on its own inputs: not on which earlier stages were fitted or taken from
+    the dictionary cache (a cached fit draws no random numbers), nor on the order of a synergy job's movements.
+    """
+    digest = hashlib.sha256(f"{int(seed)}:{stage}".encode()).digest()
+    pl.seed_everything(int.from_bytes(digest[:4], "little") % (2**31), workers=True, verbose=False)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, written atomically: a job killed while saving leaves the previous
+    ``last.ckpt``, never a truncated one (:mod:`vaenmf.atomic`)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        save_torch_atomic(path, checkpoint)
 
 
 def training_length(node: DictConfig, where: str) -> int:
@@ -186,13 +271,85 @@ class JobContext:
     def checkpoint_dir(self, stage: str) -> Path:
         return self.output_dir / "checkpoints" / stage
 
-    def resume_checkpoint(self, stage: str) -> str | None:
-        """``last.ckpt`` of this stage when a previous attempt of this job left one (a killed/requeued job)."""
-        last = self.checkpoint_dir(stage) / "last.ckpt"
-        if last.is_file():
-            log.info("Resuming stage %s from %s", stage, last)
-            return str(last)
+    def resume_checkpoint(self, stage: str, stage_fingerprint: str) -> str | None:
+        """``last.ckpt`` of this stage when a previous attempt of this job left one for the same inputs.
+
+        A checkpoint written for other inputs (another fingerprint: the data, settings, seed or code changed), or
+        one that cannot be read, is never resumed: the stage's checkpoint folder is set aside as
+        ``checkpoints/<stage>.stale-<n>`` (kept, not deleted) and the stage starts afresh.
+        """
+        folder = self.checkpoint_dir(stage)
+        last = folder / "last.ckpt"
+        if not last.is_file():
+            return None
+        try:
+            checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+            found = (checkpoint.get("vaenmf") or {}).get("fingerprint")
+            epoch = int(checkpoint.get("epoch", -1)) + 1
+        except Exception as err:  # truncated, or not a checkpoint of this package
+            reason = f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        else:
+            if found == stage_fingerprint:
+                log.info("Resuming stage %s from %s (%d epochs done)", stage, last, epoch)
+                return str(last)
+            reason = f"it was written for other inputs (fingerprint {found} instead of {stage_fingerprint})"
+        stale = self._set_aside(folder)
+        log.warning("Not resuming stage %s from %s: %s; starting the stage afresh (old checkpoints: %s)",
+                    stage, last, reason, stale)  # fmt: skip
         return None
+
+    @staticmethod
+    def _set_aside(folder: Path) -> Path:
+        for n in range(1, 10_000):
+            target = folder.with_name(f"{folder.name}.stale-{n}")
+            if not target.exists():
+                folder.rename(target)
+                return target
+        raise ConfigError(f"too many stale checkpoint folders beside {folder}; remove them")
+
+    def fit_stage(
+        self,
+        stage: str,
+        system: pl.LightningModule,
+        stage_fingerprint: str,
+        max_epochs: int,
+        checkpoint_every: int | None = None,
+        extra_callbacks: Iterable[pl.Callback] = (),
+        single_device: bool = False,
+        minibatch: bool = True,
+        fit_kwargs: dict[str, Any] | None = None,
+        **trainer_overrides: Any,
+    ) -> pl.Trainer:
+        """Train one stage under its own Trainer, resuming the ``last.ckpt`` an earlier attempt left for the same
+        inputs (``stage_fingerprint``), with checkpoints that record that fingerprint and the random states.
+
+        Args:
+            stage: Names the stage's logs and checkpoint folder.
+            system: The LightningModule to train.
+            stage_fingerprint: :func:`fingerprint` of everything that determines the stage's result.
+            max_epochs, checkpoint_every, extra_callbacks, single_device: As :meth:`trainer`.
+            minibatch: Mini-batch training of a small network (one CPU thread, see :meth:`cpu_threads_for`).
+            fit_kwargs: ``datamodule=`` or ``train_dataloaders=`` for ``Trainer.fit``.
+            **trainer_overrides: Further Trainer arguments.
+
+        Returns:
+            The Trainer after fitting.
+        """
+        callbacks = [StageState(stage_fingerprint), *extra_callbacks]
+        trainer = self.trainer(
+            stage, max_epochs, checkpoint_every, callbacks, single_device, **trainer_overrides
+        )
+        with self.cpu_threads_for(minibatch=minibatch):
+            trainer.fit(
+                system, ckpt_path=self.resume_checkpoint(stage, stage_fingerprint), **(fit_kwargs or {})
+            )
+            # The periodic checkpoint may lag the last epoch (12 epochs, one every 5): save the finished stage, so
+            # that a later kill of this job never makes it redo this stage's last epochs.
+            last = self.checkpoint_dir(stage) / "last.ckpt"
+            saves = any(isinstance(cb, ModelCheckpoint) for cb in trainer.callbacks)
+            if saves and trainer.current_epoch > (_checkpoint_epochs(last) if last.is_file() else 0):
+                trainer.save_checkpoint(last)
+        return trainer
 
     def stage_epochs(self, epochs: int) -> int:
         """A stage's length after the job-wide cap ``max_stage_epochs`` (e.g. ``experiment=smoke``)."""
@@ -220,12 +377,15 @@ class JobContext:
         """
         max_epochs = self.stage_epochs(max_epochs)
         period = max(1, min(int(checkpoint_every or max_epochs or 1), max(1, max_epochs)))
+        plugins = [*(instantiate(p) for p in self.cfg.trainer.get("plugins") or ()), AtomicCheckpointIO()]
+        trainer_cfg = {key: value for key, value in self.cfg.trainer.items() if key != "plugins"}
         trainer = instantiate(
-            self.cfg.trainer,
+            OmegaConf.create(trainer_cfg),
             max_epochs=max_epochs,
             logger=self.loggers(stage) or False,
             callbacks=[*self.callbacks(stage, period), *extra_callbacks],
             default_root_dir=str(self.output_dir),
+            plugins=plugins,
             **overrides,
         )
         if single_device:

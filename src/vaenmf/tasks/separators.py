@@ -10,12 +10,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vaenmf.callbacks import FiniteLossGuard
 from vaenmf.data.features import magnitude, stack_context
 from vaenmf.data.matrix import TensorDataModule
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.masks import separate_mu, separate_with_activations
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.tasks.runtime import training_length
+from vaenmf.tasks.runtime import fingerprint, seed_stage, training_length
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ def build_dnn_separator(
         drop_last=n_train > int(cfg.batch_size),  # BatchNorm needs > 1 frame per batch
         val_batch_size=1024,
     )
+    seed_stage(seed, "encoder")
     system = instantiate(cfg.system, n_features=W_speech.shape[0], rank=W_speech.shape[1], _convert_="all")
     if W_noise.shape[1] != W_speech.shape[1]:
         raise ConfigError(
@@ -237,12 +239,14 @@ def build_dnn_separator(
             f"rank {W_noise.shape[1]} must be equal"
         )
     stage = "encoder"
-    trainer = job.trainer(
+    job.fit_stage(
         stage,
+        system,
+        fingerprint(stage, inputs, targets, n_train, cfg, int(seed)),
         max_epochs=training_length(cfg, "activations"),
         checkpoint_every=cfg.get("checkpoint_every"),
+        extra_callbacks=[FiniteLossGuard(stage)],
+        fit_kwargs={"datamodule": data},
         limit_val_batches=1.0 if data.val_set else 0,
     )
-    with job.cpu_threads_for(minibatch=True):
-        trainer.fit(system, datamodule=data, ckpt_path=job.resume_checkpoint(stage))
     return DNNSeparator(system, W_speech, W_noise, mask_power=float(cfg.mask_power), mask_bases=mask_bases)

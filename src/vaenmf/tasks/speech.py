@@ -28,7 +28,8 @@ from vaenmf.tasks.separators import MaskBases, Separator, build_dnn_separator, b
 log = logging.getLogger(__name__)
 
 NOISE_CONDITIONS = ("factory", "babble", "pooled")
-#: Metrics averaged per SNR into metrics.json's ``summary``.
+#: Metrics averaged per SNR into metrics.json's ``summary``. Not the input's SAR: the unprocessed mixture has no
+#: artefacts, its SAR is numerically infinite (~150 dB) and means nothing averaged (the rows keep it).
 SUMMARY_METRICS = (
     "sdr",
     "sir",
@@ -38,7 +39,6 @@ SUMMARY_METRICS = (
     "stoi",
     "sdr_input",
     "sir_input",
-    "sar_input",
     "pesq_nb_input",
     "pesq_wb_input",
     "stoi_input",
@@ -65,7 +65,11 @@ def build_activation_estimator(
 
 
 def build_speech_separator(
-    cfg: DictConfig, job: JobContext, datamodule: Any, timings: dict[str, float] | None = None
+    cfg: DictConfig,
+    job: JobContext,
+    datamodule: Any,
+    timings: dict[str, float] | None = None,
+    dictionaries: dict[str, dict[str, float]] | None = None,
 ) -> Separator:
     """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks.
 
@@ -75,7 +79,8 @@ def build_speech_separator(
     encoding DNN) completes the separator.
 
     Stage times go into ``timings`` (seconds): ``dictionaries`` and ``separator`` (the DNMF reconstruction
-    bases, the encoding DNN or the DRNN; for MU activations the time to set them up).
+    bases, the encoding DNN or the DRNN; for MU activations the time to set them up); what the dictionary fits
+    report (e.g. VAE-NMF's final negative-weight fraction and mass) into ``dictionaries`` (``speech``, ``noise``).
     """
     timings = {} if timings is None else timings
     start = time.perf_counter()
@@ -94,12 +99,14 @@ def build_speech_separator(
     cache = (
         DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
     )
-    W_speech = fit_dictionary_stage(
+    W_speech, speech_stats = fit_dictionary_stage(
         job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.dictionary, cfg.seed, cache
     )
-    W_noise = fit_dictionary_stage(
+    W_noise, noise_stats = fit_dictionary_stage(
         job, f"noise_dict_{cfg.noise}", datamodule.noise_dictionary_frames(), cfg.dictionary, cfg.seed, cache
     )
+    if dictionaries is not None:
+        dictionaries.update(speech=speech_stats, noise=noise_stats)
     timings["dictionaries"] = time.perf_counter() - start
     start = time.perf_counter()
     mask_bases = None
@@ -147,7 +154,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
 
-    separator = build_speech_separator(cfg, job, datamodule, timings)
+    dictionaries: dict[str, dict[str, float]] = {}
+    separator = build_speech_separator(cfg, job, datamodule, timings, dictionaries)
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
@@ -166,7 +174,13 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
                 estimate = resynthesise(speech_mag.to(mag.dtype), phase, mixture.mixture.shape[-1])
                 scores = score_utterance(mixture.speech, mixture.noise, estimate, mixture.mixture, mixture.sr)
                 rows.append(
-                    {"utterance": mixture.name, "snr": float(snr), "noise": mixture.noise_kind, **scores}
+                    {
+                        "utterance": mixture.name,
+                        "speech_utterance": mixture.utterance,
+                        "snr": float(snr),
+                        "noise": mixture.noise_kind,
+                        **scores,
+                    }
                 )
                 progress.update()
     timings["enhance_and_score"] = time.perf_counter() - start
@@ -189,5 +203,6 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "corpus": str(cfg.data.get("corpus", "demo")),
         "summary": summary,
         "rows": rows,
+        "dictionaries": dictionaries,
         "timings_s": timings,
     }

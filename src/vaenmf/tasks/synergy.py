@@ -36,7 +36,7 @@ from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.tasks.dictionary import train_dictionary_system
+from vaenmf.tasks.dictionary import fit_statistics, train_dictionary_system
 from vaenmf.tasks.runtime import JobContext, single_threaded
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
@@ -97,6 +97,7 @@ def _movement_result(
         "n_test": int(X_test.shape[1]),
         "scale": scale,
         "synergies": W.tolist(),
+        "dictionary": fit_statistics(system),
         "vaf": {},
     }
     arrays: dict[str, np.ndarray] = {}

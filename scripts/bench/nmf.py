@@ -1,4 +1,5 @@
-"""Benchmark our float32 CPU multiplicative-update NMF against scikit-learn and torchnmf.
+"""Benchmark our float32 CPU multiplicative-update NMF against scikit-learn and torchnmf, and our public entry point
+against our own update loop.
 
 Every implementation factorises the same seeded nonnegative ``(m, n)`` float32 matrix from the same initial
 factors, with the same Lee-Seung alternating updates (H first, then W, in our layout ``X ~ W @ H``), for
@@ -14,6 +15,13 @@ exactly ``--iters`` iterations, for beta = 1 (generalised KL) and beta = 2 (Eucl
   returned factors in float64 (for beta = 2 that is ``0.5 ||X - WH||_F^2``);
 * the ratios peer time / our time and peer loss / our loss.
 
+Implementations: ``ours`` is the update loop (``vaenmf.nmf.nmf`` from the given factors, no divergence
+evaluated); ``public`` is the public entry point ``vaenmf.fit_dictionary(X, method="nmf", beta=...)``, seeded so
+that its initialisation is the same factors (it returns the normalised dictionary only: its loss is that of
+``ours``, and ``public_matches_loop`` says whether its dictionary is ours normalised); ``sklearn`` and
+``torchnmf`` as below. ``public_over_loop`` is the public path's time over the loop's (the issue's target: within a
+few percent).
+
 The same run also measures the machine's float32 GEMM rate with ``torch.mm`` on the shapes an iteration uses,
 ``(m x r) @ (r x n)`` and ``(r x m) @ (m x n)``, and on a big square product, and reports our rate as a
 fraction of each. Timings on a shared machine are noisy: compare the ratios measured within one run.
@@ -28,18 +36,14 @@ Layout mapping (so that the problem, the initial factors and the update order ar
 
 Usage::
 
-    python scripts/bench_nmf.py --out outputs/bench/nmf.json --repeats 3
-    python scripts/bench_nmf.py --repeats 5 --wait-idle 60   # on a shared machine: time quiet moments only
+    python scripts/bench/nmf.py --out outputs/bench/nmf.json --repeats 3
+    python scripts/bench/nmf.py --repeats 5 --wait-idle 60 --shared   # on a shared machine
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import time
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,10 +51,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaenmf.nmf import beta_divergence, init_factors, nmf
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (  # noqa: E402
+    IdleGate,
+    add_common_arguments,
+    best_time,
+    environment,
+    finish_environment,
+    interleaved_best,
+    thread_limits,
+    write_report,
+)
+
+import vaenmf  # noqa: E402
+from vaenmf.nmf import beta_divergence, init_factors, nmf, normalize_dictionary  # noqa: E402
 
 BETA_NAMES = {1: "kullback-leibler", 2: "frobenius"}
-IMPLEMENTATIONS = ("ours", "sklearn", "torchnmf")
+IMPLEMENTATIONS = ("ours", "public", "sklearn", "torchnmf")
+#: Seed offset of the initial factors (make_problem): the public entry point is seeded with seed + INIT_OFFSET.
+INIT_OFFSET = 1
 
 
 def make_problem(m: int, n: int, rank: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +82,7 @@ def make_problem(m: int, n: int, rank: int, seed: int = 0) -> tuple[np.ndarray, 
     H_true = rng.gamma(0.5, 1.0, size=(rank, n))
     X = W_true @ H_true + 0.1 * np.abs(rng.standard_normal((m, n)))
     X = np.ascontiguousarray(X, dtype=np.float32)
-    W0, H0 = init_factors(torch.from_numpy(X), rank, seed=seed + 1)
+    W0, H0 = init_factors(torch.from_numpy(X), rank, seed=seed + INIT_OFFSET)
     return X, W0.numpy().copy(), H0.numpy().copy()
 
 
@@ -91,6 +110,19 @@ def run_ours(X: np.ndarray, W0: np.ndarray, H0: np.ndarray, beta: float, iters: 
     if res.n_iter != iters:
         raise RuntimeError(f"ours ran {res.n_iter} iterations, expected {iters}")
     return res.W, res.H
+
+
+def run_public(
+    X: np.ndarray, W0: np.ndarray, H0: np.ndarray, beta: float, iters: int, seed: int = 0
+) -> tuple:
+    """``vaenmf.fit_dictionary`` on the float32 numpy matrix, seeded so that it starts from ``W0, H0``.
+
+    Returns ``(W, None)``: the public entry point hands on the dictionary only (columns normalised).
+    """
+    W = vaenmf.fit_dictionary(
+        X, method="nmf", rank=W0.shape[1], beta=beta, max_iter=iters, seed=seed + INIT_OFFSET
+    )
+    return W, None
 
 
 def run_sklearn(X: np.ndarray, W0: np.ndarray, H0: np.ndarray, beta: float, iters: int) -> tuple:
@@ -128,80 +160,12 @@ def run_torchnmf(X: np.ndarray, W0: np.ndarray, H0: np.ndarray, beta: float, ite
     return model.H.detach(), model.W.detach().T  # our W (m, r), our H (r, n)
 
 
-RUNNERS: dict[str, Callable] = {"ours": run_ours, "sklearn": run_sklearn, "torchnmf": run_torchnmf}
-
-
-def cpu_idle_fraction(interval: float = 0.25) -> float | None:
-    """Fraction of all CPUs' time spent idle over ``interval`` seconds (Linux ``/proc/stat``; else None)."""
-
-    def snapshot() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
-
-    try:
-        idle0, total0 = snapshot()
-        time.sleep(interval)
-        idle1, total1 = snapshot()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (idle1 - idle0) / max(1, total1 - total0)
-
-
-class IdleGate:
-    """Before each timed call, wait up to ``max_wait`` seconds for the machine to be mostly idle.
-
-    On a shared machine other processes make the timings noisy; waiting for a quiet moment (idle fraction
-    above ``threshold``) before each repeat makes the best-of-repeats time more reproducible. Counts how many
-    timed calls started quiet and how many gave up waiting.
-    """
-
-    def __init__(self, max_wait: float = 0.0, threshold: float = 0.8):
-        self.max_wait, self.threshold = float(max_wait), float(threshold)
-        self.quiet_starts = self.busy_starts = 0
-
-    def __call__(self) -> None:
-        if self.max_wait <= 0:
-            return
-        deadline = time.perf_counter() + self.max_wait
-        while True:
-            idle = cpu_idle_fraction()
-            if idle is None or idle >= self.threshold:
-                self.quiet_starts += 1
-                return
-            if time.perf_counter() >= deadline:
-                self.busy_starts += 1
-                return
-
-    def summary(self) -> dict:
-        return {
-            "max_wait_s": self.max_wait,
-            "idle_threshold": self.threshold,
-            "timed_calls_started_quiet": self.quiet_starts,
-            "timed_calls_started_busy": self.busy_starts,
-        }
-
-
-def best_time(
-    fn: Callable[[], object],
-    repeats: int,
-    warmup: Callable[[], object] | None = None,
-    before: Callable[[], None] | None = None,
-) -> tuple:
-    """Best wall time and best process CPU time of ``repeats`` calls (after one warm-up call), last result.
-
-    ``before`` (e.g. an :class:`IdleGate`) runs before every timed call, outside the timing.
-    """
-    if warmup is not None:
-        warmup()
-    best, best_cpu, result = float("inf"), float("inf"), None
-    for _ in range(max(1, int(repeats))):
-        if before is not None:
-            before()
-        c0, t0 = time.process_time(), time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    return best, best_cpu, result
+RUNNERS: dict[str, Callable] = {
+    "ours": run_ours,
+    "public": run_public,
+    "sklearn": run_sklearn,
+    "torchnmf": run_torchnmf,
+}
 
 
 def gemm_rates(
@@ -220,61 +184,23 @@ def gemm_rates(
         b = torch.rand(*sb, generator=g)
         out = torch.empty(sa[0], sb[1])
         flops = 2.0 * sa[0] * sa[1] * sb[1]
-        torch.mm(a, b, out=out)
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        inner = int(min(1000, max(1, 0.1 / max(time.perf_counter() - t0, 1e-7))))  # about 0.1 s per batch
+        probe, _ = best_time(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), 1)
+        inner = int(min(1000, max(1, 0.1 / max(probe.seconds, 1e-7))))  # about 0.1 s per batch
 
         def batch(a=a, b=b, out=out, inner=inner):
             for _ in range(inner):
                 torch.mm(a, b, out=out)
 
-        seconds, _, _ = best_time(batch, max(3, repeats), warmup=batch, before=before)
-        rates[name] = flops * inner / seconds / 1e9
+        timing, _ = best_time(batch, max(3, repeats), warmup=batch, before=before)
+        rates[name] = flops * inner / timing.seconds / 1e9
     names = list(rates)
     # The two iteration shapes do equal work, so their combined rate is the harmonic mean.
     rates["iteration shapes (harmonic mean)"] = 2.0 / (1.0 / rates[names[0]] + 1.0 / rates[names[1]])
     return rates
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(threads: int | None) -> dict:
-    import sklearn
-    import torchnmf
-    from threadpoolctl import threadpool_info
-
-    pools = [
-        {k: info.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "filepath")}
-        for info in threadpool_info()
-    ]
-    return {
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "torchnmf": getattr(torchnmf, "__version__", "unknown"),
-        "torch_num_threads": torch.get_num_threads(),
-        "threads_requested": threads,
-        "threadpoolctl": pools,
-        "env": {
-            k: os.environ.get(k)
-            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE")
-        },
-        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+def nmf_environment(threads: int | None, shared: bool = False, note: str | None = None) -> dict:
+    return environment(threads, shared=shared, note=note, libraries=("sklearn", "torchnmf"))
 
 
 def benchmark(
@@ -295,50 +221,72 @@ def benchmark(
     gemm = gemm_rates(m, n, rank, repeats, before=gate)
     results: dict = {}
     for beta in betas:
-        for name in implementations:  # warm-up: imports, allocator, thread pools
-            RUNNERS[name](X, W0, H0, beta, min(iters, 5))
-        best = {name: [float("inf"), float("inf"), None] for name in implementations}
-        for _ in range(max(1, int(repeats))):
-            for name in implementations:
-                seconds, cpu_seconds, factors = best_time(
-                    lambda name=name, beta=beta: RUNNERS[name](X, W0, H0, beta, iters), 1, before=gate
-                )
-                row = best[name]
-                row[0], row[1], row[2] = min(row[0], seconds), min(row[1], cpu_seconds), factors
+        runs = {
+            name: (lambda name=name, beta=beta: _run(name, X, W0, H0, beta, iters, seed))
+            for name in implementations
+        }
+        warmups = {
+            name: (lambda name=name, beta=beta: _run(name, X, W0, H0, beta, min(iters, 5), seed))
+            for name in implementations
+        }
+        timed = interleaved_best(runs, repeats, warmups=warmups, before=gate)
+        W_loop, H_loop = timed["ours"][1]
         per_impl: dict = {}
-        for name, (seconds, cpu_seconds, (W, H)) in best.items():
-            per_impl[name] = {
-                "seconds": seconds,
-                "cpu_seconds": cpu_seconds,
-                "gflops": flops_per_iter * iters / seconds / 1e9,
-                "final_loss": final_loss(X, W, H, beta),
+        for name, (timing, (W, H)) in timed.items():
+            row = {
+                "seconds": timing.seconds,
+                "cpu_seconds": timing.cpu_seconds,
+                "gflops": flops_per_iter * iters / timing.seconds / 1e9,
             }
+            if name == "public":
+                # Same initial factors and updates as the loop: its dictionary is the loop's, normalised.
+                expected = normalize_dictionary(torch.as_tensor(W_loop))[0].numpy()
+                row["public_matches_loop"] = bool(np.allclose(W, expected, rtol=1e-5, atol=1e-7))
+                row["final_loss"] = final_loss(X, W_loop, H_loop, beta)
+            else:
+                row["final_loss"] = final_loss(X, W, H, beta)
+            per_impl[name] = row
         ours = per_impl["ours"]
         for row in per_impl.values():
             row["time_ratio_to_ours"] = row["seconds"] / ours["seconds"]
             row["cpu_time_ratio_to_ours"] = row["cpu_seconds"] / ours["cpu_seconds"]
             row["loss_ratio_to_ours"] = row["final_loss"] / ours["final_loss"]
         ours["fraction_of_gemm_rate"] = {k: ours["gflops"] / v for k, v in gemm.items()}
-        results[str(int(beta)) if float(beta).is_integer() else str(beta)] = {
+        entry = {
             "beta": float(beta),
             "initial_loss": final_loss(X, W0, H0, beta),
             "implementations": per_impl,
         }
+        if "public" in per_impl:
+            entry["public_over_loop"] = per_impl["public"]["seconds"] / ours["seconds"]
+            entry["public_over_loop_cpu"] = per_impl["public"]["cpu_seconds"] / ours["cpu_seconds"]
+        results[str(int(beta)) if float(beta).is_integer() else str(beta)] = entry
     return {"gemm_gflops": gemm, "results": results}
 
 
+def _run(
+    name: str, X: np.ndarray, W0: np.ndarray, H0: np.ndarray, beta: float, iters: int, seed: int
+) -> tuple:
+    if name == "public":
+        return run_public(X, W0, H0, beta, iters, seed)
+    return RUNNERS[name](X, W0, H0, beta, iters)
+
+
 def targets(report: dict) -> dict:
-    """The issue's targets, per beta: >= 2x faster than each peer at a loss within 0.1%, >= 60% of GEMM rate."""
+    """The issues' targets, per beta: >= 2x faster than each peer at a loss within 0.1%, >= 60% of GEMM rate,
+    and the public entry point within 5% of the loop's time."""
     out = {}
     for key, res in report["results"].items():
         impls = res["implementations"]
         ours = impls["ours"]
         row = {}
-        for peer in (p for p in impls if p != "ours"):
+        for peer in (p for p in impls if p not in ("ours", "public")):
             row[f"2x_faster_than_{peer}"] = impls[peer]["time_ratio_to_ours"] >= 2.0
             row[f"loss_within_0.1%_of_{peer}"] = ours["final_loss"] <= impls[peer]["final_loss"] * (1 + 1e-3)
         for k, frac in ours["fraction_of_gemm_rate"].items():
             row[f"60%_of_gemm[{k}]"] = frac >= 0.6
+        if "public_over_loop" in res:
+            row["public_within_5%_of_loop"] = res["public_over_loop"] <= 1.05
         out[key] = row
     return out
 
@@ -362,34 +310,25 @@ def format_table(report: dict) -> str:
             )
         fracs = res["implementations"]["ours"]["fraction_of_gemm_rate"]
         lines.append("     ours / GEMM rate: " + ", ".join(f"{k}: {v:.0%}" for k, v in fracs.items()))
+        if "public_over_loop" in res:
+            lines.append(
+                f"     public entry point / update loop: {res['public_over_loop']:.3f} wall, "
+                f"{res['public_over_loop_cpu']:.3f} CPU"
+            )
     lines.append("* nominal: 8*m*r*n flops per iteration for every implementation and beta")
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("outputs/bench/nmf.json"))
+    add_common_arguments(p, "outputs/bench/nmf.json")
     p.add_argument("--m", type=int, default=257)
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--rank", type=int, default=40)
     p.add_argument("--iters", type=int, default=200)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch and BLAS threads for this run (default: leave the libraries' own setting)",
-    )
     p.add_argument("--betas", type=float, nargs="+", default=[1.0, 2.0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0.0,
-        help="before each timed call wait up to this many seconds for the CPUs to be >= 80%% idle (default 0)",
-    )
-    p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
 
@@ -397,24 +336,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     if "ours" not in args.impls:
         args.impls = ["ours", *args.impls]
-    previous_threads = torch.get_num_threads()
+    if args.device != "cpu":
+        raise SystemExit("scripts/bench/nmf.py compares CPU implementations only (--device cpu)")
     gate = IdleGate(args.wait_idle)
     # Load every library's thread pools first: threadpool_limits only reaches libraries already loaded.
     import sklearn.decomposition  # noqa: F401
     import torchnmf.nmf  # noqa: F401
-    from threadpoolctl import threadpool_limits
 
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        with threadpool_limits(limits=args.threads):  # None leaves numpy's BLAS as it is
-            env = environment(args.threads)
-            report = benchmark(
-                args.m, args.n, args.rank, args.iters, args.repeats, args.betas, args.seed, args.impls, gate
-            )
-    finally:
-        torch.set_num_threads(previous_threads)
-    env["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    with thread_limits(args.threads):  # None leaves numpy's BLAS as it is
+        env = nmf_environment(args.threads, shared=args.shared, note=args.note)
+        report = benchmark(
+            args.m, args.n, args.rank, args.iters, args.repeats, args.betas, args.seed, args.impls, gate
+        )
+    env = finish_environment(env)
     env["idle_gate"] = gate.summary()
     report = {
         "config": {
@@ -428,13 +362,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "device": "cpu",
             "flops_per_iteration": 8 * args.m * args.rank * args.n,
             "flop_count": "nominal 8*m*r*n per iteration for every implementation and beta",
+            "public_entry_point": "vaenmf.fit_dictionary(X, method='nmf', beta=beta, rank, max_iter, seed)",
         },
         "environment": env,
         **report,
     }
     report["targets"] = targets(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    write_report(args.out, report)
     if not args.quiet:
         print(format_table(report))
         print(f"wrote {args.out}")

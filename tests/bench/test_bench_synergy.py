@@ -1,0 +1,120 @@
+"""Smoke test of scripts/bench/synergy.py on tiny sizes: it runs every part, writes its JSON, and checks losses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "synergy.py"
+
+pytest.importorskip("sklearn")
+pytest.importorskip("threadpoolctl")
+pytest.importorskip("hydra")
+
+TINY = [
+    "--nmf-problems",
+    "6",
+    "--n",
+    "200",
+    "--nmf-iters",
+    "20",
+    "--sklearn-subset",
+    "3",
+    "--vae-problems",
+    "3",
+    "--vae-n",
+    "300",
+    "--vae-epochs",
+    "5",
+    "--hidden",
+    "16",
+    "16",
+    "--loop-problems",
+    "1",
+    "--loop-epochs",
+    "1",
+    "2",
+    "--fig2-problems",
+    "12",
+    "--fig2-train-n",
+    "300",
+    "--fig2-test-n",
+    "100",
+    "--scaling",
+    "1",
+    "3",
+    "6",
+    "--scaling-measure-max",
+    "1",
+    "--vae-workers",
+    "1",
+    "--repeats",
+    "1",
+    "--quiet",
+    "--shared",
+]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synergy_bench_writes_every_part(tmp_path):
+    bench = _load("bench_synergy_script")
+    out = tmp_path / "synergy.json"
+    threads_before = torch.get_num_threads()
+    report = bench.main(["--out", str(out), *TINY])
+    assert torch.get_num_threads() == threads_before
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    env = report["environment"]
+    assert env["machine_shared"] is True and env["torch_num_threads"] == 1 and report["threads"] == 1
+
+    nmf = report["nmf"]
+    assert set(nmf["implementations"]) == {"ours_batched", "sklearn_loop", "ours_loop"}
+    assert nmf["implementations"]["sklearn_loop"]["scaled_to_all_problems"] is True
+    assert nmf["implementations"]["sklearn_loop"]["problems_timed"] == 3
+    assert "scaled" in nmf["loop_timing"]
+    # Same problems, same initialisation, same algorithm: the same losses (far tighter than the 0.5% check).
+    assert nmf["losses"]["within_0.5%"] is True
+    assert nmf["losses"]["max_relative_difference_ours_batched_vs_sklearn"] < 1e-3
+    assert nmf["losses"]["max_relative_difference_ours_batched_vs_ours_loop"] < 1e-4
+    assert nmf["losses"]["mean_final_over_initial"] < 0.5  # the fits did something
+    assert nmf["speedup_vs_sklearn"] > 0 and nmf["products_only"]["seconds"] > 0
+    assert "malloc" in env
+
+    vae = report["vae_nmf"]
+    assert vae["extrapolated"] is True and vae["config"]["epochs"] == 5
+    assert (
+        vae["measured"]["batched"]["1"]["epochs_run"] == 2 and vae["measured"]["loop"]["problems_timed"] == 1
+    )
+    assert vae["gemm_floor"]["per_model_step_ms"] > 0 and vae["best_workers"] == 1
+    assert vae["batched"]["seconds"] > 0 and vae["loop"]["seconds"] > 0 and vae["speedup"] > 0
+
+    fig2 = report["figure2"]
+    assert fig2["extrapolated"] is True and fig2["problems"] == 12
+    for method in ("nmf", "vae_nmf"):
+        assert fig2[method]["batched_seconds"] > 0 and fig2[method]["today_loop_seconds"] > 0
+
+    assert [row["problems"] for row in report["scaling"]["nmf"]] == [1, 3, 6]
+    assert [row["problems"] for row in report["scaling"]["vae_nmf"]] == [1, 3, 6]
+    assert report["scaling"]["vae_nmf"][0]["batched"].startswith("2 epochs measured")
+    assert set(report["targets"]) == {
+        "nmf_20x_faster_than_sklearn",
+        "nmf_losses_within_0.5%_of_sklearn",
+        "vae_nmf_5x_faster_than_loop",
+    }
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_synergy_bench_skips_a_missing_gpu(tmp_path):
+    bench = _load("bench_synergy_script_cuda")
+    out = tmp_path / "synergy_cuda.json"
+    report = bench.main(["--out", str(out), "--device", "cuda", *TINY])
+    assert report["skipped"] is True and json.loads(out.read_text())["device"] == "cuda"

@@ -1,0 +1,278 @@
+"""K VAE-NMF models trained as one stack give what K separate trainings give, model by model."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+import torch
+
+from vaenmf.data.matrix import MatrixDataModule
+from vaenmf.errors import ConfigError, DataError
+from vaenmf.models import VAENMF
+from vaenmf.models.gamma import sample_gamma
+from vaenmf.models.vae_nmf_stack import (
+    VAENMFStack,
+    epoch_permutation,
+    fit_vae_nmf_stack,
+    new_vae_nmf,
+    sample_gamma_stacked,
+)
+
+KW = {"hidden": (32, 32), "noise_var": 0.05}
+LENGTHS = (300, 420, 260)  # 3, 4 and 3 batches of 128 per epoch, each epoch ending with a partial batch
+SEEDS = (11, 12, 13)
+
+
+def _data(lengths=LENGTHS, seed=0, m=10, r=4):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in lengths:
+        W = torch.rand(m, r, generator=g)
+        Z = torch._standard_gamma(torch.full((r, n), 0.7), generator=g)
+        out.append(W @ Z + 0.01 * torch.rand(m, n, generator=g))
+    return out
+
+
+def _separate(X, seed, epochs, dtype=torch.float32, batch=128, device="cpu", **kw):
+    """One model trained alone, exactly as VAENMFSystem trains it: seeded construction, MatrixDataModule's
+    batches, the dictionary reset on the first batch, the default torch.optim.Adam, posterior samples from the
+    global generator; returns the model and its per-epoch frame-weighted mean loss."""
+    torch.manual_seed(seed)
+    model = VAENMF(X.shape[0], 4, **{**KW, **kw}).to(device=device, dtype=dtype)
+    loader = MatrixDataModule(X.to(dtype), batch_size=batch, seed=seed).train_dataloader()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
+    first, history = True, []
+    for _ in range(epochs):
+        total = 0.0
+        for xb in loader:
+            xb = xb.to(device)
+            if first:
+                model.reset_dictionary(xb, generator=torch.Generator(device=device).manual_seed(seed))
+                first = False
+            out = model(xb)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            total += float(out["loss"].detach()) * xb.shape[0]
+        history.append(total / X.shape[1])
+    return model, history
+
+
+def _assert_same_model(stacked: VAENMF, alone: VAENMF, rtol: float) -> None:
+    for (name, a), b in zip(stacked.named_parameters(), alone.parameters(), strict=True):
+        scale = b.detach().abs().max().item()
+        assert (a.detach() - b.detach()).abs().max().item() <= rtol * scale, name
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-11), (torch.float32, 2e-5)])
+def test_stack_equals_separate_trainings(dtype, rtol):
+    """Tolerances: the two computations differ only in rounding (batched against single products, the fused
+    Adam kernel against torch.optim.Adam's), about 1e-16 (float64) or 1e-7 (float32) per operation; after the
+    30 Adam steps here that grows to ~1e-14 / ~1e-7 relative. Cross-talk between models is far larger: a model
+    that Adam still steps while it has no batch (momentum and weight decay move it without a gradient) differs
+    by 6% after two epochs, which the independence test below catches."""
+    problems = _data()
+    res = fit_vae_nmf_stack(problems, 4, max_epochs=3, seeds=list(SEEDS), dtype=dtype, normalize="none", **KW)
+    assert res.dictionaries.shape == (3, 10, 4)
+    assert res.steps.tolist() == [9, 12, 9]  # each model's own number of Adam steps
+    for k, (X, seed) in enumerate(zip(problems, SEEDS, strict=True)):
+        alone, history = _separate(X, seed, 3, dtype=dtype)
+        _assert_same_model(res.model(k), alone, rtol)
+        torch.testing.assert_close(res.dictionaries[k], alone.dictionary(), rtol=rtol, atol=rtol * 1e-2)
+        torch.testing.assert_close(
+            res.history[k, :, 0].to(torch.float64),
+            torch.tensor(history, dtype=torch.float64),
+            rtol=1e-5,
+            atol=0,
+        )
+        # Training moved the model far from its initialisation: the comparison is not of two starting points.
+        start, _ = new_vae_nmf(10, 4, seed, **KW)
+        assert (alone.encoder[0].weight - start.encoder[0].weight.to(dtype)).abs().max() > 1e-3
+
+
+def test_models_are_independent_of_their_stack_mates():
+    """Model 0 (3 batches per epoch) trained alone or beside a model with 8 batches per epoch: while the long
+    model takes its extra steps, the short one must not move (no forward, no weight decay, no Adam step)."""
+    short, long_ = _data(lengths=(300, 1000), seed=3)
+    alone = fit_vae_nmf_stack([short], 4, max_epochs=2, seeds=5, dtype=torch.float64, **KW)
+    paired = fit_vae_nmf_stack([short, long_], 4, max_epochs=2, seeds=[5, 6], dtype=torch.float64, **KW)
+    _assert_same_model(paired.model(0), alone.model(0), 1e-12)
+    assert paired.steps.tolist() == [6, 16]
+
+
+def test_stack_equals_vae_nmf_system_under_the_trainer():
+    pl = pytest.importorskip("pytorch_lightning")
+    from vaenmf.systems.vae_nmf import VAENMFSystem
+
+    problems = _data(lengths=(300, 200))
+    res = fit_vae_nmf_stack(problems, 4, max_epochs=2, seeds=[1, 2], **KW)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    for k, X in enumerate(problems):
+        pl.seed_everything(k + 1, workers=True, verbose=False)
+        system = VAENMFSystem(10, 4, seed=k + 1, **KW)
+        trainer = pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(system, datamodule=MatrixDataModule(X, batch_size=128, seed=k + 1))
+        torch.testing.assert_close(res.dictionaries[k], system.dictionary(), rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [10, 300])
+def test_epoch_permutation_is_the_data_modules_batch_order(n):
+    X = torch.arange(n, dtype=torch.float32).reshape(1, n)
+    loader = MatrixDataModule(X, batch_size=128, seed=4).train_dataloader()
+    g = torch.Generator().manual_seed(4)
+    for _ in range(3):
+        order = torch.cat([batch[:, 0] for batch in loader]).long()
+        assert torch.equal(order, epoch_permutation(g, n))
+
+
+@pytest.mark.parametrize(("sampler", "boost"), [("rsvi", None), ("rsvi", 0), ("rsvi", 2), ("implicit", None)])
+def test_stacked_sampler_draws_what_each_model_draws_alone(sampler, boost):
+    g = torch.Generator().manual_seed(0)
+    alpha = (torch.rand(3, 16, 4, generator=g, dtype=torch.float64) * 3 + 0.05).requires_grad_()
+    beta = (torch.rand(3, 16, 4, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
+    counts = [16, 9, 1]
+    gens = [torch.Generator().manual_seed(100 + k) for k in range(3)]
+    z = sample_gamma_stacked(alpha, beta, sampler=sampler, boost=boost, counts=counts, generators=gens)
+    assert torch.isfinite(z).all()
+    (z[0].sum() + 2 * z[1, :9].sum() + 3 * z[2, :1].sum()).backward()
+    for k, c in enumerate(counts):
+        a = alpha.detach()[k, :c].clone().requires_grad_()
+        b = beta.detach()[k, :c].clone().requires_grad_()
+        own = torch.Generator().manual_seed(100 + k)
+        alone = sample_gamma(a, b, sampler=sampler, boost=boost, generator=own)
+        ((k + 1) * alone.sum()).backward()
+        torch.testing.assert_close(z[k, :c], alone.detach(), rtol=1e-14, atol=0)
+        torch.testing.assert_close(alpha.grad[k, :c], a.grad, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(beta.grad[k, :c], b.grad, rtol=1e-12, atol=1e-15)
+        assert torch.all(alpha.grad[k, c:] == 0)  # padding takes no part
+        # ...and the model's generator is left where its own draws leave it (the next draws line up too).
+        assert torch.equal(gens[k].get_state(), own.get_state())
+
+
+def test_chunks_and_order_do_not_change_the_result():
+    problems = _data()
+    one = fit_vae_nmf_stack(problems, 4, max_epochs=2, seeds=list(SEEDS), dtype=torch.float64, **KW)
+    split = fit_vae_nmf_stack(
+        problems, 4, max_epochs=2, seeds=list(SEEDS), dtype=torch.float64, chunk_size=2, **KW
+    )
+    torch.testing.assert_close(split.dictionaries, one.dictionaries, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(split.history, one.history, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_resume_gives_the_uninterrupted_result(tmp_path, caplog):
+    problems = _data()
+    kwargs = {"max_epochs": 4, "seeds": list(SEEDS), "chunk_size": 2, "checkpoint_every": 2, **KW}
+    straight = fit_vae_nmf_stack(problems, 4, **kwargs)
+
+    class Killed(Exception):
+        pass
+
+    def kill(stack, epoch, means):
+        if (
+            stack == 1 and epoch == 2
+        ):  # the second stack dies in its third epoch, after its epoch-2 checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit_vae_nmf_stack(problems, 4, checkpoint_dir=tmp_path, epoch_callback=kill, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack_0000.pt", "stack_0001.pt"]
+    assert torch.load(tmp_path / "stack_0001.pt", weights_only=False)["epoch"] == 2
+    seen = []
+    resumed = fit_vae_nmf_stack(
+        problems, 4, checkpoint_dir=tmp_path, epoch_callback=lambda s, e, m: seen.append((s, e)), **kwargs
+    )
+    assert seen == [(1, 2), (1, 3)]  # the finished stack is not retrained, the other resumes at epoch 2
+    assert torch.equal(resumed.dictionaries, straight.dictionaries)
+    assert torch.equal(resumed.history, straight.history)
+    # A checkpoint of other settings is not used.
+    with caplog.at_level(logging.WARNING):
+        other = fit_vae_nmf_stack(problems, 4, checkpoint_dir=tmp_path, **{**kwargs, "lr": 2e-3})
+    assert "other data or settings" in caplog.text
+    assert not torch.equal(other.dictionaries, straight.dictionaries)
+
+
+def test_posterior_is_each_models_encoder():
+    problems = _data()
+    res = fit_vae_nmf_stack(problems, 4, max_epochs=1, seeds=list(SEEDS), **KW)
+    held_out = _data(lengths=(50, 70, 30), seed=9)
+    post = res.posterior(held_out, batch_frames=32)
+    for k, X in enumerate(held_out):
+        alpha, beta = res.model(k).encode(X.T)
+        torch.testing.assert_close(post[k][0], alpha.T.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(post[k][1], beta.T.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(res.decoders()[1], res.model(1).dictionary())
+
+
+def test_paper_sized_encoder_and_shared_rng_train():
+    problems = _data(lengths=(256, 200))
+    res = fit_vae_nmf_stack(problems, 4, max_epochs=3, seeds=0, rng="shared", noise_var=0.05)
+    assert res.stack.hidden == (400, 400)
+    assert torch.isfinite(res.dictionaries).all()
+    assert (res.history[:, -1, 0] < res.history[:, 0, 0]).all()  # the loss went down for both models
+    torch.testing.assert_close(res.dictionaries.norm(dim=1), torch.ones(2, 4))
+
+
+def test_bad_input_and_settings():
+    problems = _data()
+    with pytest.raises(DataError, match=r"rank 11 is larger .* X\[0\]"):
+        fit_vae_nmf_stack(problems, 11, max_epochs=1, **KW)
+    with pytest.raises(DataError, match=r"X\[1\] contains .* negative"):
+        fit_vae_nmf_stack([problems[0], -problems[1]], 4, max_epochs=1, **KW)
+    with pytest.raises(DataError, match=r"X\[1\] has 9 rows"):
+        fit_vae_nmf_stack([problems[0], problems[1][:9]], 4, max_epochs=1, **KW)
+    with pytest.raises(DataError, match="seeds has 2 entries for 3 problems"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=1, seeds=[1, 2], **KW)
+    with pytest.raises(ConfigError, match="unknown model option"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=1, hiddenn=(3,))
+    with pytest.raises(ConfigError, match="score_correction"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=1, score_correction=True, **KW)
+    with pytest.raises(ConfigError, match="rng"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=1, rng="global", **KW)
+    with pytest.raises(ConfigError, match="max_epochs"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=0, **KW)
+    with pytest.raises(ConfigError, match="differs from model 0"):
+        VAENMFStack([VAENMF(10, 4, **KW), VAENMF(10, 4, likelihood="poisson", **KW)])
+    with pytest.raises(DataError, match="posterior got 2 matrices for 3 models"):
+        fit_vae_nmf_stack(problems, 4, max_epochs=1, **KW).posterior(problems[:2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_stack_equals_separate_cuda_trainings():
+    problems = _data(lengths=(300, 200))
+    res = fit_vae_nmf_stack(problems, 4, max_epochs=2, seeds=[1, 2], device="cuda", normalize="none", **KW)
+    for k, X in enumerate(problems):
+        alone, _ = _separate(X, k + 1, 2, device="cuda")
+        torch.testing.assert_close(res.dictionaries[k], alone.dictionary().cpu(), rtol=1e-4, atol=1e-5)
+
+
+def test_worker_processes_give_the_same_result():
+    problems = _data()
+    kwargs = {"max_epochs": 2, "seeds": list(SEEDS), "chunk_size": 1, **KW}
+    serial = fit_vae_nmf_stack(problems, 4, **kwargs)
+    parallel = fit_vae_nmf_stack(problems, 4, workers=2, **kwargs)
+    assert torch.equal(parallel.dictionaries, serial.dictionaries)
+    assert torch.equal(parallel.history, serial.history)
+    assert [t["models"] for t in parallel.timings] == [1, 1, 1]
+    assert all(t["epochs_trained"] == 2 and len(t["epoch_seconds"]) == 2 for t in parallel.timings)
+    with pytest.raises(ConfigError, match="epoch_callback needs workers=1"):
+        fit_vae_nmf_stack(problems, 4, workers=2, epoch_callback=lambda *a: None, **kwargs)
+
+
+def test_retain_freed_memory_is_safe_to_call():
+    from vaenmf.models.vae_nmf_stack import retain_freed_memory
+
+    assert retain_freed_memory() in (True, False)
+    x = torch.ones(1 << 20)  # large allocations still work afterwards
+    assert float(x.sum()) == float(1 << 20)
