@@ -409,11 +409,26 @@ def _today_fit(
     """Wall and CPU seconds of one movement's fit on today's path (the synergy task's own call)."""
     import logging
 
+    # Quiet loggers for the timing, restored afterwards (the caller's logging is not ours to change).
+    loggers = [
+        logging.getLogger(name) for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "vaenmf")
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        return _timed_fit(model, X, epochs, args, hidden)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _timed_fit(
+    model: str, X: torch.Tensor, epochs: int, args: argparse.Namespace, hidden: Sequence[int] | None
+) -> tuple[float, float]:
     from vaenmf.tasks.dictionary import train_dictionary_system
     from vaenmf.tasks.runtime import JobContext
 
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "vaenmf"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _today_config(model, epochs, Path(tmp), args, hidden)
         job = JobContext(cfg, Path(tmp))

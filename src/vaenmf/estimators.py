@@ -11,7 +11,7 @@ import torch
 from vaenmf.callbacks import FiniteLossGuard
 from vaenmf.data.matrix import MatrixDataModule
 from vaenmf.errors import ConfigError, VaenmfError
-from vaenmf.models.gamma import sample_gamma
+from vaenmf.models.gamma import posterior_activations
 from vaenmf.validation import as_nonnegative_tensor, check_int, check_rank, check_scale
 
 
@@ -149,13 +149,9 @@ class VAENMFEstimator:
         """
         n_samples = check_int(n_samples, "n_samples", 1)
         alpha, beta = (torch.from_numpy(a) for a in self.posterior(X))
-        if kind == "mean":
-            return (alpha / beta).numpy()
-        if kind != "sample":
-            raise ConfigError(f"kind must be 'mean' or 'sample', got {kind!r}")
         generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        shape = (n_samples,) if n_samples > 1 else ()
-        return sample_gamma(alpha, beta, sampler="implicit", generator=generator, sample_shape=shape).numpy()
+        draws = n_samples if kind == "sample" and n_samples > 1 else None
+        return posterior_activations(alpha, beta, kind, generator, draws).numpy()
 
     def reconstruct(
         self, X: np.ndarray | torch.Tensor, kind: str = "mean", seed: int | None = None

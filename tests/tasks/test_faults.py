@@ -136,22 +136,75 @@ def test_a_killed_stage_resumes_where_it_stopped_and_ends_as_an_uninterrupted_ru
     _assert_same_numbers(_summary(job), _summary(reference))
 
 
+STACK_RESUMED = re.compile(r"VAE-NMF stack \d+: resuming at epoch (\d+)")
+
+
+def _stack_epochs(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+
+
+def run_and_kill_stack(
+    args: list[str], checkpoint: Path, after: int, cwd: Path, timeout: float = 300.0
+) -> int:
+    """As :func:`run_and_kill`, for the batched synergy fit's stack checkpoint."""
+    proc = subprocess.Popen(
+        TRAIN + args, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the job ended before it was killed"
+            if checkpoint.is_file() and _stack_epochs(checkpoint) >= after:
+                epochs = _stack_epochs(checkpoint)
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                return epochs
+            time.sleep(0.005)
+        raise AssertionError(f"no stack checkpoint with {after} epochs within {timeout} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+SYNERGY = ["task=synergy", "method=vae_nmf", "data.subjects=[1]", "data.movements=[1,2]", "logger=csv",
+           "dictionary.checkpoint_every=2"]  # fmt: skip
+
+
+def _synergy_args(job: Path, extra: list[str]) -> list[str]:
+    return [*SYNERGY, *extra, f"hydra.run.dir={job}", f"paths.output_root={job.parent}", "torch_threads=1"]
+
+
+@pytest.mark.slow
+def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path):
+    extra = ["dictionary.epochs=60"]
+    job = tmp_path / "killed"
+    checkpoint = job / "checkpoints" / "vae_nmf_stack" / "stack_0000.pt"
+    killed_at = run_and_kill_stack(_synergy_args(job, extra), checkpoint, 4, tmp_path)
+    again = run(_synergy_args(job, extra), tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert STACK_RESUMED.findall(again.stdout + again.stderr) == [str(killed_at)]
+    reference = tmp_path / "uninterrupted"
+    assert run(_synergy_args(reference, extra), tmp_path).returncode == 0
+    _assert_same_numbers(_summary(job), _summary(reference))
+
+
 @pytest.mark.slow
 def test_a_killed_synergy_job_resumes_its_movement_and_keeps_finished_ones(tmp_path):
-    extra = ["task=synergy", "method=vae_nmf", "data.subjects=[1]", "data.movements=[1,2]", "dictionary.epochs=12",
-             "dictionary.checkpoint_every=2", "logger=csv"]  # fmt: skip
-    args = lambda job: [*extra, f"hydra.run.dir={job}", f"paths.output_root={job.parent}", "torch_threads=1"]  # noqa: E731
+    extra = ["synergy.batched=false", "dictionary.epochs=12"]
     job = tmp_path / "killed"
     # Movement 2's fit: movement 1 is finished (movements/s1_m1.json) by then.
-    killed_at = run_and_kill(args(job), job / "checkpoints" / "s1_m2" / "last.ckpt", 4, tmp_path)
+    killed_at = run_and_kill(
+        _synergy_args(job, extra), job / "checkpoints" / "s1_m2" / "last.ckpt", 4, tmp_path
+    )
     assert (job / "movements" / "s1_m1.json").is_file() and not (job / "movements" / "s1_m2.json").exists()
-    again = run(args(job), tmp_path)
+    again = run(_synergy_args(job, extra), tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     log = again.stdout + again.stderr
     assert "s1_m1: done in a previous attempt" in log
     assert dict(RESUMED.findall(log)) == {"s1_m2": str(killed_at)}
     reference = tmp_path / "uninterrupted"
-    assert run(args(reference), tmp_path).returncode == 0
+    assert run(_synergy_args(reference, extra), tmp_path).returncode == 0
     _assert_same_numbers(_summary(job), _summary(reference))
 
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.updates import fit_activations
-from vaenmf.tasks.synergy import _previous_result, movement_fingerprint, reconstructions
+from vaenmf.tasks.synergy import _encoder_posterior, _previous_result, movement_fingerprint, reconstructions
 
 # One subject, two short movements: seconds per job.
 SMALL = ["task=synergy", "data=emg_demo", "data.subjects=[1]", "data.movements=[1,2]", "logger=csv",
@@ -80,24 +80,50 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     assert sorted(p.name for p in (out / "movements").iterdir()) == ["s1_m1.json", "s1_m2.json"]
     assert not (out / "checkpoints" / "s1_m1").exists()  # recorded movements drop their checkpoints
 
-    # A second attempt of the same job (a requeued SLURM job) reuses the finished movements.
+    # A second attempt after a kill that left the finished movements but no metrics.json (a requeued SLURM
+    # job) reuses them.
+    (out / "metrics.json").unlink()
     again = train_cli(
         [*SMALL, "method=nmf", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "done in a previous attempt" in again.stdout + again.stderr
-    assert "fitting a rank-4" not in again.stdout + again.stderr
+    assert "synergies of" not in again.stdout + again.stderr  # nothing left to fit
     assert json.loads((out / "metrics.json").read_text())["summary"] == summary
 
     # A kill between the figure movement's two writes: that movement (only) is redone, and the figure drawn.
     (out / "figure_emg.npz").unlink()
+    (out / "metrics.json").unlink()
     third = train_cli(
         [*SMALL, "method=nmf", f"hydra.run.dir={out}", f"paths.output_root={tmp_path}"], tmp_path
     )
     assert third.returncode == 0, third.stderr[-3000:]
     log = third.stdout + third.stderr
-    assert "s1_m1: refitting to draw Figure 2" in log and log.count("fitting a rank-4") == 1
+    assert "s1_m1: refitting to draw Figure 2" in log and "synergies of 1 movements" in log
     assert (out / "figure_emg.npz").is_file()
+    assert json.loads((out / "metrics.json").read_text())["summary"] == summary
+
+
+def test_batched_and_one_at_a_time_synergies_agree(tmp_path, train_cli):
+    """Issue 11: every movement of a job in one batched computation gives the per-movement fits' results."""
+    summaries = {}
+    for method, length in (("nmf", "dictionary.mu_iterations=200"), ("vae_nmf", "dictionary.epochs=4")):
+        for batched in ("true", "false"):
+            out = tmp_path / f"{method}_{batched}"
+            args = [*SMALL, f"method={method}", length, f"synergy.batched={batched}", f"hydra.run.dir={out}",
+                    f"paths.output_root={tmp_path}"]  # fmt: skip
+            result = train_cli(args, tmp_path)
+            assert result.returncode == 0, result.stderr[-3000:]
+            summaries[(method, batched)] = json.loads((out / "metrics.json").read_text())
+    for method in ("nmf", "vae_nmf"):
+        batched, single = summaries[(method, "true")], summaries[(method, "false")]
+        assert set(batched["summary"]) == set(single["summary"])
+        for key, entry in batched["summary"].items():
+            if "vaf_mean" in entry:
+                assert entry["vaf_mean"] == pytest.approx(single["summary"][key]["vaf_mean"], abs=1e-6), key
+        for a, b in zip(batched["rows"], single["rows"], strict=True):
+            np.testing.assert_allclose(a["synergies"], b["synergies"], atol=1e-5)
+            assert a["dictionary"].keys() == b["dictionary"].keys()
 
 
 def test_results_of_other_settings_are_not_reused(tmp_path):
@@ -134,11 +160,11 @@ def test_posterior_reconstructions_decode_with_the_unnormalised_dictionary():
         model.W.copy_(
             torch.tensor([[2.0, -1.0], [0.5, 0.0], [0.0, 3.0], [1.0, 1.0], [-0.5, 0.2], [0.1, 0.0]])
         )
-    system = SimpleNamespace(model=model)
     X = torch.rand(6, 30) + 0.1
     W_fixed = torch.rand(6, 2)
     settings = OmegaConf.create({"activation_beta": 2.0, "activation_mu_iterations": 50})
-    out = reconstructions(system, W_fixed, X, settings, torch.Generator().manual_seed(0))
+    posterior = _encoder_posterior(SimpleNamespace(model=model), X)
+    out = reconstructions(W_fixed, X, settings, torch.Generator().manual_seed(0), posterior=posterior)
     assert set(out) == {"fixed_w", "posterior_mean", "posterior_sample"}
     alpha, rate = model.encode(X.T)
     decoder = model.W.detach().clamp_min(0)  # max(W, 0), not the column-normalised dictionary handed on
@@ -150,7 +176,8 @@ def test_posterior_reconstructions_decode_with_the_unnormalised_dictionary():
         out["posterior_sample"], out["posterior_mean"]
     )
     # NMF systems have no encoder: only the fixed-W reconstruction.
-    assert set(reconstructions(SimpleNamespace(), W_fixed, X, settings, torch.Generator())) == {"fixed_w"}
+    assert _encoder_posterior(SimpleNamespace(), X) is None
+    assert set(reconstructions(W_fixed, X, settings, torch.Generator())) == {"fixed_w"}
 
 
 def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli):

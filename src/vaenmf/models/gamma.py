@@ -35,6 +35,7 @@ __all__ = [
     "AUTO_BOOST_SHAPE",
     "SAMPLERS",
     "kl_gamma",
+    "posterior_activations",
     "rsvi_boost",
     "sample_gamma",
     "sample_gamma_rsvi",
@@ -335,3 +336,35 @@ def kl_gamma(a1: Tensor | float, b1: Tensor | float, a2: Tensor | float, b2: Ten
         + a2_t * (torch.log(b1_t) - torch.log(b2_t))
         + a1_t * (b2_t - b1_t) / b1_t
     )
+
+
+def posterior_activations(
+    alpha: Tensor,
+    beta: Tensor,
+    kind: str = "mean",
+    generator: torch.Generator | None = None,
+    n_samples: int | None = None,
+) -> Tensor:
+    """Activations under a Gamma posterior ``q(z) = Gamma(alpha, rate beta)``: its mean, or draws from it.
+
+    The one place a VAE-NMF posterior is turned into activations, for the synergy task's reconstructions
+    (``X_hat = max(W, 0) @ z``) and :meth:`vaenmf.estimators.VAENMFEstimator.encode`.
+
+    Args:
+        alpha, beta: Shape and rate, the same shape.
+        kind: ``"mean"`` (``alpha / beta``) or ``"sample"`` (implicit-reparameterisation draws).
+        generator: Generator of the draws.
+        n_samples: Draws to stack in a leading dimension (None: one draw, no extra dimension).
+
+    Shape:
+        alpha, beta: ``(...)``; returns ``(...)``, or ``(n_samples, ...)``.
+
+    Raises:
+        ConfigError: Unknown ``kind`` or ``n_samples < 1``.
+    """
+    if kind == "mean":
+        return alpha / beta
+    if kind != "sample":
+        raise ConfigError(f"kind must be 'mean' or 'sample', got {kind!r}")
+    shape = () if n_samples is None else (check_int(n_samples, "n_samples", 1),)
+    return sample_gamma(alpha, beta, sampler="implicit", generator=generator, sample_shape=shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -118,10 +119,22 @@ def fit_dictionary_stage(
     return W, stats
 
 
-def fit_statistics(system: pl.LightningModule) -> dict[str, float]:
-    """What a fitted system reports about its dictionary (``dictionary_stats()``, e.g. VAE-NMF's negative weights)."""
-    stats = getattr(system, "dictionary_stats", None)
-    return {str(k): float(v) for k, v in stats().items()} if callable(stats) else {}
+def fit_statistics(fitted: Any) -> dict[str, float]:
+    """What a fitted dictionary learner reports about its dictionary: a system's ``dictionary_stats()``, else a
+    VAE-NMF model's fraction and mass of the negative decoder weights that ``max(W, 0)`` clips (``neg_fraction``,
+    ``neg_mass``); nothing for NMF.
+
+    Args:
+        fitted: A trained system, or a trained :class:`~vaenmf.models.vae_nmf.VAENMF`.
+    """
+    stats = getattr(fitted, "dictionary_stats", None)
+    if callable(stats):
+        return {str(k): float(v) for k, v in stats().items()}
+    negative = getattr(getattr(fitted, "model", fitted), "negative_weight_stats", None)
+    if callable(negative):
+        fraction, mass = negative()
+        return {"neg_fraction": float(fraction), "neg_mass": float(mass)}
+    return {}
 
 
 def train_dictionary_system(
@@ -146,14 +159,16 @@ def train_dictionary_system(
     """
     check_scale(X, f"{stage} training frames")
     key = key or dictionary_key(X, dictionary_cfg, seed)
-    # Seeded by the fit's own inputs only (not the stage's name), so that the key determines the dictionary.
-    seed_stage(seed, "dictionary")
+    # Seeded by the fit's own inputs only (not the stage's name), so that the key determines the dictionary; the
+    # initialisation, the dictionary reset and the batch order all follow this one seed, as in the batched fits
+    # of the synergy task (vaenmf.models.vae_nmf_stack), which then give the same dictionaries.
+    fit_seed = seed_stage(seed, "dictionary")
     system = instantiate(
         dictionary_cfg.system,
         n_features=X.shape[0],
         n_frames=X.shape[1],
         rank=int(dictionary_cfg.rank),
-        seed=int(seed),
+        seed=fit_seed,
         log_prefix=f"{stage}/",
         # Plain lists and dicts in the hyperparameters: a checkpoint must load under weights_only=True.
         _convert_="all",
@@ -187,6 +202,6 @@ def train_dictionary_system(
         extra_callbacks=extra,
         single_device=not trainable,
         minibatch=not full_batch,
-        fit_kwargs={"datamodule": MatrixDataModule(X, batch_size=batch_size, seed=seed)},
+        fit_kwargs={"datamodule": MatrixDataModule(X, batch_size=batch_size, seed=fit_seed)},
     )
     return system

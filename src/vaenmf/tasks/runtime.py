@@ -157,14 +157,16 @@ def _checkpoint_epochs(path: Path) -> int:
         return 0
 
 
-def seed_stage(seed: int, stage: str) -> None:
-    """Seed every random generator for one stage from the job's seed and the stage's name.
+def seed_stage(seed: int, stage: str) -> int:
+    """Seed every random generator for one stage from the job's seed and the stage's identity; return that seed.
 
     A stage's result then depends only on its own inputs: not on which earlier stages were fitted or taken from
     the dictionary cache (a cached fit draws no random numbers), nor on the order of a synergy job's movements.
     """
     digest = hashlib.sha256(f"{int(seed)}:{stage}".encode()).digest()
-    pl.seed_everything(int.from_bytes(digest[:4], "little") % (2**31), workers=True, verbose=False)
+    derived = int.from_bytes(digest[:4], "little") % (2**31)
+    pl.seed_everything(derived, workers=True, verbose=False)
+    return derived
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

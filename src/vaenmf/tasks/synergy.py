@@ -15,7 +15,6 @@ where it stopped (the movement in progress resumes from its ``last.ckpt``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -34,75 +33,117 @@ from tqdm.auto import tqdm
 from vaenmf.atomic import save_npz_atomic, write_json_atomic
 from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
-from vaenmf.models.gamma import sample_gamma
+from vaenmf.models.gamma import posterior_activations
+from vaenmf.nmf.batched import fit_activations_batched, nmf_batched
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.dictionary import fit_statistics, train_dictionary_system
-from vaenmf.tasks.runtime import JobContext, single_threaded
+from vaenmf.tasks.runtime import JobContext, fingerprint, seed_stage, single_threaded, training_length
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("activation_beta", "activation_mu_iterations", "figure_subject", "figure_movement")
+SETTINGS = (
+    "activation_beta",
+    "activation_mu_iterations",
+    "batched",
+    "workers",
+    "figure_subject",
+    "figure_movement",
+)
 
 
 def reconstructions(
-    system: Any,
     W: torch.Tensor,
     X: torch.Tensor,
     settings: DictConfig,
     generator: torch.Generator,
+    posterior: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    H: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every reconstruction of ``X`` the method offers (see the module docstring).
 
+    Args:
+        W: The synergies handed on (unit columns).
+        X: The EMG to reconstruct.
+        settings: The ``synergy`` node (activation beta and multiplicative-update iterations).
+        generator: Generator of the posterior draw.
+        posterior: VAE-NMF only: ``(alpha, rate, decoder)`` of ``q(z | x)`` for the columns of ``X`` and the
+            unnormalised ``max(W, 0)`` they go with.
+        H: The fixed-W activations when already computed (the batched path), else fitted here.
+
     Shape:
-        W: ``(channels, rank)``; X and each output: ``(channels, samples)``.
+        W: ``(channels, rank)``; X and each output: ``(channels, samples)``; alpha, rate ``(rank, samples)``.
     """
-    H = fit_activations(
-        X, W, beta=float(settings.activation_beta), n_iter=int(settings.activation_mu_iterations)
-    )
+    if H is None:
+        H = fit_activations(
+            X, W, beta=float(settings.activation_beta), n_iter=int(settings.activation_mu_iterations)
+        )
     out = {"fixed_w": W @ H}
-    model = getattr(system, "model", None)
-    if model is not None and hasattr(model, "posterior_mean"):
-        model = model.cpu().eval()
-        frames = X.T.contiguous()
-        decoder = model.dictionary()
-        with torch.no_grad():
-            alpha, rate = model.encode(frames)
-            out["posterior_mean"] = ((alpha / rate) @ decoder.T).T  # E_q[z], as VAENMF.posterior_mean
-            z = sample_gamma(alpha, rate, sampler="implicit", generator=generator)
-            out["posterior_sample"] = (z @ decoder.T).T
+    if posterior is not None:
+        alpha, rate, decoder = posterior
+        out["posterior_mean"] = decoder @ posterior_activations(alpha, rate, "mean")
+        out["posterior_sample"] = decoder @ posterior_activations(alpha, rate, "sample", generator)
     return out
 
 
-def _movement_result(
-    cfg: DictConfig, job: JobContext, datamodule: Any, subject: int, movement: int, stage: str
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    X_train = as_nonnegative_tensor(
-        datamodule.segment(subject, movement, "train"), f"subject {subject} movement {movement} EMG"
-    )
-    X_test = as_nonnegative_tensor(
-        datamodule.segment(subject, movement, "test"), f"subject {subject} movement {movement} EMG"
-    )
-    check_rank(cfg.dictionary.rank, tuple(X_train.shape), name=f"subject {subject} movement {movement} EMG")
+def _encoder_posterior(
+    system: Any, X: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """``(alpha, rate, max(W, 0))`` of a trained VAE-NMF system for the columns of ``X``; None for NMF."""
+    model = getattr(system, "model", None)
+    if model is None or not hasattr(model, "encode"):
+        return None
+    model = model.cpu().eval()
+    with torch.no_grad():
+        alpha, rate = model.encode(X.T.contiguous())
+    return alpha.T, rate.T, model.dictionary()
+
+
+def _movement_data(cfg: DictConfig, datamodule: Any, subject: int, movement: int) -> tuple[torch.Tensor, ...]:
+    """The training and held-out EMG of one movement, and the scale its fits see (unit mean square)."""
+    name = f"subject {subject} movement {movement} EMG"
+    X_train = as_nonnegative_tensor(datamodule.segment(subject, movement, "train"), name, dtype=torch.float32)
+    X_test = as_nonnegative_tensor(datamodule.segment(subject, movement, "test"), name, dtype=torch.float32)
+    check_rank(cfg.dictionary.rank, tuple(X_train.shape), name=name)
     # One global scale per fit, so the likelihood's noise level and the learning rate see unit-power data
     # whatever the electrodes' units; VAF is invariant to it (reconstructions are scaled back).
-    scale = float(X_train.pow(2).mean().sqrt().clamp_min(1e-12))
-    system = train_dictionary_system(job, stage, X_train / scale, cfg.dictionary, int(cfg.seed))
-    W = system.dictionary().to(torch.float32)
+    return X_train, X_test, X_train.pow(2).mean().sqrt().clamp_min(1e-12)
+
+
+def _movement_result(
+    cfg: DictConfig,
+    datamodule: Any,
+    subject: int,
+    movement: int,
+    data: tuple[torch.Tensor, ...],
+    W: torch.Tensor,
+    stats: dict[str, float],
+    splits: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A movement's record (VAF of every split and reconstruction) and the arrays Figure 2 draws.
+
+    Args:
+        data: :func:`_movement_data`.
+        W: The synergies (unit columns).
+        stats: What the fit reports about its dictionary.
+        splits: Per split (``train``, ``test``): ``H`` (fixed-W activations or None) and ``posterior``.
+    """
+    X_train, X_test, scale = data
     generator = torch.Generator().manual_seed(int(cfg.seed))
     result: dict[str, Any] = {
         "subject": subject,
         "movement": movement,
         "n_train": int(X_train.shape[1]),
         "n_test": int(X_test.shape[1]),
-        "scale": scale,
+        "scale": float(scale),
         "synergies": W.tolist(),
-        "dictionary": fit_statistics(system),
+        "dictionary": stats,
         "vaf": {},
     }
     arrays: dict[str, np.ndarray] = {}
     for split, X in (("train", X_train), ("test", X_test)):
-        for name, X_hat in reconstructions(system, W, X / scale, cfg.synergy, generator).items():
+        parts = splits[split]
+        for name, X_hat in reconstructions(W, X / scale, cfg.synergy, generator, **parts).items():
             X_hat = X_hat * scale
             result["vaf"][f"{split}/{name}"] = {
                 "overall": float(vaf(X, X_hat)),
@@ -117,17 +158,106 @@ def _movement_result(
     return result, arrays
 
 
-def movement_fingerprint(cfg: DictConfig) -> str:
-    """Hash of what a movement's result depends on (data, model, reconstruction settings, seed), so results
-    left by an earlier attempt are reused only if they were computed the same way."""
-    settings = {k: v for k, v in cfg.synergy.items() if not str(k).startswith("figure_")}
-    payload = {
-        "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "dictionary": OmegaConf.to_container(cfg.dictionary, resolve=True),
-        "synergy": OmegaConf.to_container(OmegaConf.create(settings), resolve=True),
-        "seed": int(cfg.seed),
+def _fit_one(
+    cfg: DictConfig, job: JobContext, stage: str, data: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, dict[str, float], dict[str, dict[str, Any]]]:
+    """One movement under its own Trainer (``synergy.batched=false``): synergies, statistics, reconstructions."""
+    X_train, X_test, scale = data
+    system = train_dictionary_system(job, stage, X_train / scale, cfg.dictionary, int(cfg.seed))
+    splits = {
+        split: {"posterior": _encoder_posterior(system, X / scale)}
+        for split, X in (("train", X_train), ("test", X_test))
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return system.dictionary().to(torch.float32), fit_statistics(system), splits
+
+
+def _fit_batched(
+    cfg: DictConfig, job: JobContext, data: list[tuple[torch.Tensor, ...]]
+) -> list[tuple[torch.Tensor, dict[str, float], dict[str, dict[str, Any]]]]:
+    """Every movement of the job as one batched computation (``synergy.batched=true``, the default).
+
+    NMF: :func:`vaenmf.nmf.nmf_batched` over all movements (ragged lengths masked exactly); VAE-NMF: one
+    vectorised stack of models (:func:`vaenmf.models.vae_nmf_stack.fit_vae_nmf_stack`), each trained as its own
+    ``VAENMFSystem`` fit would be (same seed, batches and Adam), checkpointed under ``checkpoints/vae_nmf_stack``
+    so that a killed job resumes. The fixed-W activations of every split are one batched call too.
+    """
+    dictionary = cfg.dictionary
+    system = OmegaConf.to_container(dictionary.system, resolve=True)
+    assert isinstance(system, dict)
+    fit_seed = seed_stage(int(cfg.seed), "dictionary")  # the seed each one-at-a-time fit would use
+    train = [X / scale for X, _, scale in data]
+    test = [X / scale for _, X, scale in data]
+    device = "cuda" if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") else "cpu"
+    posteriors: dict[str, list[Any]] = {"train": [None] * len(data), "test": [None] * len(data)}
+    stats: list[dict[str, float]] = [{} for _ in data]
+    if dictionary.name == "nmf":
+        fit = nmf_batched(
+            train,
+            int(dictionary.rank),
+            beta=float(system["beta"]),
+            n_iter=job.stage_epochs(training_length(dictionary, "dictionary")),
+            seed=fit_seed,
+            device=device,
+            l1=float(system.get("l1", 0.0)),
+        )
+        W_all = fit.dictionaries(str(system.get("normalize", "l2"))).cpu().to(torch.float32)
+    else:
+        from vaenmf.models.vae_nmf_stack import fit_vae_nmf_stack
+
+        optimizer = system.pop("optimizer", None) or {}
+        extra = {k: v for k, v in system.items() if k not in ("_target_", "normalize", "init_from_data")}
+        fit = fit_vae_nmf_stack(
+            train,
+            int(dictionary.rank),
+            max_epochs=job.stage_epochs(training_length(dictionary, "dictionary")),
+            batch_size=int(dictionary.batch_size),
+            lr=float(optimizer.get("lr", 1e-3)),
+            weight_decay=float(optimizer.get("weight_decay", 5e-4)),
+            seeds=fit_seed,
+            init_from_data=bool(system.get("init_from_data", True)),
+            normalize=str(system.get("normalize", "l2")),
+            device=device,
+            checkpoint_dir=job.checkpoint_dir("vae_nmf_stack"),
+            checkpoint_every=int(dictionary.checkpoint_every),
+            progress=bool(cfg.trainer.get("enable_progress_bar", True)),
+            workers=int(cfg.synergy.workers),
+            **extra,
+        )
+        W_all = fit.dictionaries.to(torch.float32)
+        decoders = fit.decoders().to(torch.float32)
+        for split, Xs in (("train", train), ("test", test)):
+            posteriors[split] = [(a, b, decoders[k]) for k, (a, b) in enumerate(fit.posterior(Xs))]
+        stats = [fit_statistics(fit.model(k)) for k in range(len(data))]
+    W_list = [W_all[k] for k in range(len(data))]
+    activations = {
+        split: fit_activations_batched(
+            Xs,
+            W_list,
+            beta=float(cfg.synergy.activation_beta),
+            n_iter=int(cfg.synergy.activation_mu_iterations),
+        )
+        for split, Xs in (("train", train), ("test", test))
+    }
+    return [
+        (
+            W_list[k],
+            stats[k],
+            {
+                split: {"H": activations[split][k], "posterior": posteriors[split][k]}
+                for split in ("train", "test")
+            },
+        )
+        for k in range(len(data))
+    ]
+
+
+def movement_fingerprint(cfg: DictConfig) -> str:
+    """Hash of what a movement's result depends on (data, dictionary learner, reconstruction settings, the
+    stages' cap, seed, code), so results left by an earlier attempt are reused only if computed the same way."""
+    settings = {k: v for k, v in cfg.synergy.items() if not str(k).startswith("figure_") and k != "workers"}
+    return fingerprint(
+        "movement", cfg.data, cfg.dictionary, settings, cfg.get("max_stage_epochs"), int(cfg.seed)
+    )
 
 
 def _previous_result(path: Path, fingerprint: str, needs_figure: bool) -> dict[str, Any] | None:
@@ -160,27 +290,42 @@ def _fit_all(
     done_dir = job.output_dir / "movements"
     figure_path = job.output_dir / "figure_emg.npz"
     fingerprint = movement_fingerprint(cfg)
-    results: list[dict[str, Any]] = []
-    for subject, movement in tqdm(work, desc="synergies", unit="movement", leave=False):
-        stage = f"s{subject}_m{movement}"
-        path = done_dir / f"{stage}.json"
+    results: dict[tuple[int, int], dict[str, Any]] = {}
+    todo = []
+    for subject, movement in work:
         is_figure = (subject, movement) == figure_key
+        path = done_dir / f"s{subject}_m{movement}.json"
         previous = _previous_result(path, fingerprint, needs_figure=is_figure and not figure_path.is_file())
-        if previous is not None:
-            results.append(previous)
-            continue
-        result, arrays = _movement_result(cfg, job, datamodule, subject, movement, stage)
+        if previous is None:
+            todo.append((subject, movement))
+        else:
+            results[(subject, movement)] = previous
+    data = [_movement_data(cfg, datamodule, s, m) for s, m in todo]
+    if todo and bool(cfg.synergy.batched):
+        log.info("fitting rank-%d %s synergies of %d movements in one batched computation",
+                 cfg.dictionary.rank, cfg.dictionary.name, len(todo))  # fmt: skip
+        fits: Any = _fit_batched(cfg, job, data)
+    else:
+        fits = (
+            _fit_one(cfg, job, f"s{s}_m{m}", d) for (s, m), d in zip(tqdm(todo, desc="synergies", unit="movement",
+                                                                            leave=False), data, strict=True)
+        )  # fmt: skip
+    for (subject, movement), movement_data, (W, stats, splits) in zip(todo, data, fits, strict=True):
+        stage = f"s{subject}_m{movement}"
+        result, arrays = _movement_result(cfg, datamodule, subject, movement, movement_data, W, stats, splits)
         result["fingerprint"] = fingerprint
-        results.append(result)
+        results[(subject, movement)] = result
         if rank_zero_only.rank == 0:
             # The figure's arrays first: a kill between the two writes then leaves the movement to redo, never a
             # finished movement without its figure.
-            if is_figure:
+            if (subject, movement) == figure_key:
                 save_npz_atomic(figure_path, arrays)
-            write_json_atomic(path, result)
+            write_json_atomic(done_dir / f"{stage}.json", result)
             # The movement is recorded; its checkpoints would only fill the disk (1404 fits on full DB1).
             shutil.rmtree(job.checkpoint_dir(stage), ignore_errors=True)
-    return results
+    if rank_zero_only.rank == 0:
+        shutil.rmtree(job.checkpoint_dir("vae_nmf_stack"), ignore_errors=True)
+    return [results[key] for key in work]
 
 
 def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
