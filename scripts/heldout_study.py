@@ -120,7 +120,7 @@ def penalty_synergy(weight: float, seed: int, extra: Sequence[str], workdir: Pat
     from hydra.utils import instantiate
 
     from vaenmf.tasks.runtime import JobContext
-    from vaenmf.tasks.synergy import _movement_result
+    from vaenmf.tasks.synergy import _fit_one, _movement_data, _movement_result
 
     cfg = _compose(
         [
@@ -139,39 +139,18 @@ def penalty_synergy(weight: float, seed: int, extra: Sequence[str], workdir: Pat
     values: dict[str, list[float]] = defaultdict(list)
     for subject in dm.subjects():
         for movement in dm.movements(subject):
-            # _movement_result's "test" is repetitions 8 and 9 here, held out from the fit.
-            result, _ = _movement_result(cfg, job, dm, subject, movement, f"s{subject}_m{movement}")
+            # The task's own per-movement fit; its "test" is repetitions 8 and 9 here, held out from the fit.
+            data = _movement_data(cfg, dm, subject, movement)
+            W, stats, splits = _fit_one(cfg, job, f"s{subject}_m{movement}", data)
+            result, _ = _movement_result(cfg, dm, subject, movement, data, W, stats, splits)
             for key, entry in result["vaf"].items():
                 values[key.replace("test/", "val/")].append(entry["overall"])
             values["synergy_recovery"].append(result.get("synergy_recovery", float("nan")))
+            values["neg_fraction"].append(stats["neg_fraction"])
+            values["neg_mass"].append(stats["neg_mass"])
     row: dict[str, Any] = {"weight": weight, "seed": seed, "n_movements": len(values["val/fixed_w"])}
     row.update({key: float(np.mean(v)) for key, v in values.items()})
-    return row
-
-
-def penalty_synergy_with_stats(
-    weight: float, seed: int, extra: Sequence[str], workdir: Path
-) -> dict[str, Any]:
-    """:func:`penalty_synergy` plus the negative fraction and mass of every fitted W (a patched system)."""
-    import vaenmf.tasks.synergy as synergy_task
-
-    stats: list[tuple[float, float]] = []
-    original = synergy_task.train_dictionary_system
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        system = original(*args, **kwargs)
-        fraction, mass = system.model.negative_weight_stats()
-        stats.append((float(fraction), float(mass)))
-        return system
-
-    synergy_task.train_dictionary_system = recording
-    try:
-        row = penalty_synergy(weight, seed, extra, workdir)
-    finally:
-        synergy_task.train_dictionary_system = original
-    row["neg_fraction"] = float(np.mean([s[0] for s in stats]))
-    row["neg_mass"] = float(np.mean([s[1] for s in stats]))
-    row["neg_mass_max"] = float(np.max([s[1] for s in stats]))
+    row["neg_mass_max"] = float(np.max(values["neg_mass"]))
     return row
 
 
@@ -312,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.study == "penalty-speech":
                     row = penalty_speech(point[0], seed, args.set, Path(tmp))
                 elif args.study == "penalty-synergy":
-                    row = penalty_synergy_with_stats(point[0], seed, args.set, Path(tmp))
+                    row = penalty_synergy(point[0], seed, args.set, Path(tmp))
                 else:
                     row = dnmf_mask(point[0], point[1], seed, args.set, Path(tmp))
             row["seconds"] = time.perf_counter() - start

@@ -98,7 +98,6 @@ def test_vae_nmf_system_trains_and_logs(tmp_path, make_trainer):
     stats = system.dictionary_stats()
     assert stats["neg_fraction"] == pytest.approx(float((raw < 0).float().mean()))
     assert stats["neg_mass"] == pytest.approx(float(raw.clamp_max(0).abs().sum() / raw.abs().sum()))
-    assert stats["penalty_weight"] == system.model.penalty_weight
     assert float(rows[-1]["d/neg_fraction_epoch"]) == pytest.approx(stats["neg_fraction"])
     assert float(rows[-1]["d/neg_mass_epoch"]) == pytest.approx(stats["neg_mass"], rel=1e-5, abs=1e-9)
     W = system.dictionary()  # max(W, 0), column-normalised

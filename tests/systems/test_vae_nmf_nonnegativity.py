@@ -57,7 +57,6 @@ def test_default_penalty_keeps_the_dictionary_nonnegative_without_clipping(demo_
     epochs = int(cfg.epochs)
     with_penalty = _train(demo_speech_frames, cfg, epochs)
     without = _train(demo_speech_frames, _dictionary_cfg("dictionary.system.penalty_weight=0"), epochs)
-    assert with_penalty["penalty_weight"] == DEFAULT_PENALTY_WEIGHT and without["penalty_weight"] == 0
     assert with_penalty["neg_mass"] < 0.01
     # Without the penalty, clipping would discard a large share of |W|: the test cannot pass by W being
     # nonnegative anyway on this data.

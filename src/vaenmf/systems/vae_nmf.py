@@ -119,18 +119,14 @@ class VAENMFSystem(pl.LightningModule):
 
         Returns:
             ``neg_fraction`` (fraction of the entries of ``W`` below zero), ``neg_mass`` (their share of
-            ``sum |w_ij|``: what ``max(W, 0)`` throws away) and ``penalty_weight`` (``gamma`` of eq. 4, per-frame
-            scale), as floats.
+            ``sum |w_ij|``: what ``max(W, 0)`` throws away), as floats; the same keys as the vectorised trainer
+            reports (:mod:`vaenmf.models.vae_nmf_stack`).
 
         References:
             Xie et al., eq. 4-5.
         """
         fraction, mass = self.model.negative_weight_stats()
-        return {
-            "neg_fraction": float(fraction),
-            "neg_mass": float(mass),
-            "penalty_weight": float(self.model.penalty_weight),
-        }
+        return {"neg_fraction": float(fraction), "neg_mass": float(mass)}
 
     @torch.no_grad()
     def dictionary(self) -> torch.Tensor:
