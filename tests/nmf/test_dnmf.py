@@ -31,35 +31,37 @@ def _perturbed(W: torch.Tensor, seed: int) -> torch.Tensor:
     return W * (0.5 + torch.rand(W.shape, generator=g, dtype=W.dtype))
 
 
-def _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta):
+def _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=1.0):
     a, b = Wb_s.clone().requires_grad_(), Wb_n.clone().requires_grad_()
-    return torch.autograd.grad(dnmf_objective(S, M, a, b, H_s, H_n, beta), [a, b])
+    return torch.autograd.grad(dnmf_objective(S, M, a, b, H_s, H_n, beta, power=power), [a, b])
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0, 1.5])
 @pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 1.5, 2.0])
-def test_gradient_split_equals_autograd(beta):
+def test_gradient_split_equals_autograd(beta, power):
     S, M, W_s, W_n, H_s, H_n = _problem()
     Wb_s, Wb_n = _perturbed(W_s, 1), _perturbed(W_n, 2)
-    grad_s, grad_n = _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta)
-    P_s, N_s, P_n, N_n = dnmf_gradient_terms(S, M, Wb_s, Wb_n, H_s, H_n, beta)
+    grad_s, grad_n = _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta, power)
+    P_s, N_s, P_n, N_n = dnmf_gradient_terms(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power)
     for part in (P_s, N_s, P_n, N_n):
         assert (part >= 0).all()
     torch.testing.assert_close(P_s - N_s, grad_s, rtol=1e-10, atol=1e-10 * grad_s.abs().max().item())
     torch.testing.assert_close(P_n - N_n, grad_n, rtol=1e-10, atol=1e-10 * grad_n.abs().max().item())
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0])
 @pytest.mark.parametrize("beta", [1.0, 2.0])
-def test_update_is_the_gradient_ratio_and_moves_against_the_gradient(beta):
+def test_update_is_the_gradient_ratio_and_moves_against_the_gradient(beta, power):
     S, M, W_s, W_n, H_s, H_n = _problem(seed=3)
     Wb_s, Wb_n = _perturbed(W_s, 4), _perturbed(W_n, 5)
     old_s, old_n = Wb_s.clone(), Wb_n.clone()
-    grad_s, _ = _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta)
-    P_s, N_s, _, _ = dnmf_gradient_terms(S, M, Wb_s, Wb_n, H_s, H_n, beta)
-    dnmf_update_(S, M, Wb_s, Wb_n, H_s, H_n, beta)
+    grad_s, _ = _autograd(S, M, Wb_s, Wb_n, H_s, H_n, beta, power)
+    P_s, N_s, _, _ = dnmf_gradient_terms(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power)
+    dnmf_update_(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power)
     # Speech first: Wb_s <- Wb_s * N_s / P_s, with grad = P_s - N_s.
     torch.testing.assert_close(Wb_s, old_s * N_s / P_s)
     # The noise update sees the new speech bases (sequential updates).
-    _, grad_n = _autograd(S, M, Wb_s, old_n, H_s, H_n, beta)
+    _, grad_n = _autograd(S, M, Wb_s, old_n, H_s, H_n, beta, power)
     for new, old, grad in ((Wb_s, old_s, grad_s), (Wb_n, old_n, grad_n)):
         step = new - old
         big = grad.abs() > 1e-6 * grad.abs().max()
@@ -82,14 +84,15 @@ def test_fixed_point_where_the_gradient_vanishes():
     assert not torch.allclose(Wb_s[:, 0], W_s[:, 0])
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
-def test_objective_never_increases_and_bases_stay_nonnegative(beta):
+def test_objective_never_increases_and_bases_stay_nonnegative(beta, power):
     S, M, W_s, W_n, H_s, H_n = _problem(seed=7)
     Wb_s, Wb_n = W_s.clone(), W_n.clone()
-    values = [dnmf_objective(S, M, Wb_s, Wb_n, H_s, H_n, beta).item()]
+    values = [dnmf_objective(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power).item()]
     for _ in range(50):
-        dnmf_update_(S, M, Wb_s, Wb_n, H_s, H_n, beta)
-        values.append(dnmf_objective(S, M, Wb_s, Wb_n, H_s, H_n, beta).item())
+        dnmf_update_(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power)
+        values.append(dnmf_objective(S, M, Wb_s, Wb_n, H_s, H_n, beta, power=power).item())
         assert (Wb_s >= 0).all() and (Wb_n >= 0).all()
         assert torch.isfinite(Wb_s).all() and torch.isfinite(Wb_n).all()
     assert all(b <= a * (1 + 1e-12) for a, b in zip(values, values[1:], strict=False)), values
@@ -97,11 +100,12 @@ def test_objective_never_increases_and_bases_stay_nonnegative(beta):
     assert values[-1] < 0.97 * values[0]
 
 
-def test_estimate_is_the_p1_mask_the_separators_apply():
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_estimate_is_the_mask_the_separators_apply(power):
     S, M, W_s, W_n, H_s, H_n = _problem(seed=8)
     Wb_s, Wb_n = _perturbed(W_s, 9), _perturbed(W_n, 10)
-    expected = separate_with_activations(M, Wb_s, Wb_n, H_s, H_n, power=1.0)
-    torch.testing.assert_close(dnmf_speech_estimate(M, Wb_s, Wb_n, H_s, H_n), expected)
+    expected = separate_with_activations(M, Wb_s, Wb_n, H_s, H_n, power=power)
+    torch.testing.assert_close(dnmf_speech_estimate(M, Wb_s, Wb_n, H_s, H_n, power=power), expected)
 
 
 def test_batched_update_equals_one_problem_at_a_time():

@@ -93,6 +93,13 @@ def test_vae_nmf_system_trains_and_logs(tmp_path, make_trainer):
         assert rows[-1][key] != ""
     losses = [float(r["d/loss_epoch"]) for r in rows]
     assert losses[-1] < 0.7 * losses[0]
+    # The logged negative fraction and mass are those of the W the last epoch left, as dictionary_stats says.
+    raw = system.model.W.detach()
+    stats = system.dictionary_stats()
+    assert stats["neg_fraction"] == pytest.approx(float((raw < 0).float().mean()))
+    assert stats["neg_mass"] == pytest.approx(float(raw.clamp_max(0).abs().sum() / raw.abs().sum()))
+    assert float(rows[-1]["d/neg_fraction_epoch"]) == pytest.approx(stats["neg_fraction"])
+    assert float(rows[-1]["d/neg_mass_epoch"]) == pytest.approx(stats["neg_mass"], rel=1e-5, abs=1e-9)
     W = system.dictionary()  # max(W, 0), column-normalised
     assert W.shape == (20, 4)
     torch.testing.assert_close(W.norm(dim=0), torch.ones(4))

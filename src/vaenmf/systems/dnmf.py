@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from vaenmf.data.matrix import WholeBatch
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.divergence import EPS, check_beta
-from vaenmf.nmf.dnmf import dnmf_objective, dnmf_update_
+from vaenmf.nmf.dnmf import check_mask_power, dnmf_objective, dnmf_update_
 from vaenmf.systems.multiplicative import MultiplicativeUpdateSystem
 from vaenmf.validation import as_nonnegative_tensor, check_int
 
@@ -48,6 +48,9 @@ class DNMFSystem(MultiplicativeUpdateSystem):
     Args:
         W_speech, W_noise: The analysis bases; the reconstruction bases start as copies of them.
         beta: Divergence of the objective ``d_beta(S | S_hat_s)``.
+        mask_power: Power ``p`` of the mask ``S_hat_s = Lambda_s^p / (Lambda_s^p + Lambda_n^p) * M`` the bases
+            are trained for: the one the separator applies at test time (the speech task passes
+            ``activations.mask_power``; :func:`vaenmf.tasks.dnmf.train_reconstruction_bases`).
         eval_every: Log the objective (per matrix entry) every this many steps, and at the last step.
         log_prefix: Prefix of the logged metric names (e.g. ``"dnmf_recon/"``).
         eps: Numerical floor.
@@ -65,12 +68,14 @@ class DNMFSystem(MultiplicativeUpdateSystem):
         W_speech: torch.Tensor,
         W_noise: torch.Tensor,
         beta: float = 1.0,
+        mask_power: float = 1.0,
         eval_every: int = 10,
         log_prefix: str = "",
         eps: float = EPS,
     ) -> None:
         super().__init__()
         check_beta(beta)
+        check_mask_power(mask_power)
         check_int(eval_every, "eval_every", minimum=0, hint="0: never log")
         W_speech = as_nonnegative_tensor(W_speech, "DNMF speech analysis bases", dtype=torch.float32)
         W_noise = as_nonnegative_tensor(W_noise, "DNMF noise analysis bases", dtype=torch.float32)
@@ -101,22 +106,28 @@ class DNMFSystem(MultiplicativeUpdateSystem):
             )
         return M, S, H[:r_s], H[r_s:]
 
+    def _objective(
+        self, M: torch.Tensor, S: torch.Tensor, H_s: torch.Tensor, H_n: torch.Tensor
+    ) -> torch.Tensor:
+        hp = self.hparams
+        return dnmf_objective(
+            S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, hp.beta, hp.eps, power=hp.mask_power
+        )
+
     def objective(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``d_beta(S | S_hat_s)`` per matrix entry with the current reconstruction bases."""
+        """``d_beta(S | S_hat_s)`` per matrix entry with the current reconstruction bases (mask power ``p``)."""
         M, S, H_s, H_n = self._unpack(batch)
-        D = dnmf_objective(S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, self.hparams.beta, self.hparams.eps)
-        return D / S.numel()
+        return self._objective(M, S, H_s, H_n) / S.numel()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         M, S, H_s, H_n = self._unpack(batch)
-        dnmf_update_(S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, self.hparams.beta, self.hparams.eps)
+        hp = self.hparams
+        dnmf_update_(S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, hp.beta, hp.eps, power=hp.mask_power)
         self.count_step()
         epoch = self.current_epoch
         last = self.trainer.max_epochs is not None and epoch + 1 >= self.trainer.max_epochs
         if self.hparams.eval_every and (epoch % self.hparams.eval_every == 0 or last):
-            D = dnmf_objective(
-                S, M, self.Wb_speech, self.Wb_noise, H_s, H_n, self.hparams.beta, self.hparams.eps
-            )
+            D = self._objective(M, S, H_s, H_n)
             self.log(
                 f"{self.hparams.log_prefix}objective",
                 D / S.numel(),

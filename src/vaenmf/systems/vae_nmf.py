@@ -14,17 +14,22 @@ from vaenmf.nmf.fit import normalize_dictionary
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
-#: Metrics logged once per epoch (frame-weighted means over the epoch's batches), in the order they are summed.
-EPOCH_METRICS = ("loss", "recon", "kl", "penalty", "neg_fraction", "neg_mass", "elbo")
+#: Metrics logged once per epoch as frame-weighted means over the epoch's batches, in the order they are summed.
+EPOCH_METRICS = ("loss", "recon", "kl", "penalty", "elbo")
+#: Metrics of the decoder weight logged once per epoch at the epoch's end (the ``W`` the epoch leaves).
+WEIGHT_METRICS = ("neg_fraction", "neg_mass")
 
 
 class VAENMFSystem(pl.LightningModule):
     """Trains :class:`~vaenmf.models.vae_nmf.VAENMF` and hands on its dictionary ``max(W, 0)``.
 
-    Logs, per epoch (means over the epoch's frames, named ``<prefix><metric>_epoch``): ``loss`` (eq. 4),
-    ``recon`` (-E_q log p(x|z), one sample), ``kl``, ``penalty`` (eq. 5), ``elbo`` (per frame, also on the
-    progress bar), and ``neg_fraction`` / ``neg_mass`` of the decoder weights that :meth:`dictionary` clips to
-    zero.
+    Logs, per epoch (named ``<prefix><metric>_epoch``): the means over the epoch's frames of ``loss`` (eq. 4),
+    ``recon`` (-E_q log p(x|z), one sample), ``kl``, ``penalty`` (eq. 5, once per step: see
+    :func:`~vaenmf.models.vae_nmf.nonnegativity_penalty`) and ``elbo`` (per frame, also on the progress bar);
+    and, for the weight ``W`` as the epoch leaves it, ``neg_fraction`` / ``neg_mass``: the fraction of its entries
+    below zero and their share of ``sum |w_ij|``, which :meth:`dictionary` clips to zero
+    (:func:`~vaenmf.models.vae_nmf.negative_weight_stats`). The last epoch's values are what
+    :meth:`dictionary_stats` returns.
 
     Args:
         n_features: ``m``.
@@ -83,13 +88,10 @@ class VAENMFSystem(pl.LightningModule):
             self.model.reset_dictionary(batch, generator=generator)
             self.initialised.fill_(True)
         out = self.model(batch)
-        fraction, mass = self.model.negative_weight_stats()
         # Frame-weighted sums of the epoch's metrics, logged once per epoch (on_train_epoch_end): a `self.log`
         # per metric and step made small models' steps 60% slower (8.7 against 5.3 ms per step at m = 10, r = 4,
         # batch 128; a DB1 synergy fit went from 23 to 18.5 s per movement, measured).
-        values = torch.stack(
-            [out["loss"], out["recon"], out["kl"], out["penalty"], fraction, mass, out["elbo"]]
-        ).detach()
+        values = torch.stack([out[name] for name in EPOCH_METRICS]).detach()
         weighted = values * batch.shape[0]
         self._epoch_sums = weighted if self._epoch_sums is None else self._epoch_sums + weighted
         self._epoch_frames += batch.shape[0]
@@ -102,9 +104,29 @@ class VAENMFSystem(pl.LightningModule):
         prefix = self.hparams.log_prefix
         # The `_epoch` names are those Lightning gave these metrics when they were logged per step as well.
         metrics = {f"{prefix}{name}_epoch": value for name, value in zip(EPOCH_METRICS, means, strict=True)}
+        # The weight the epoch leaves, not a mean over its steps: the last epoch's value is what is clipped.
+        weight_stats = self.model.negative_weight_stats()
+        metrics.update(
+            {f"{prefix}{name}_epoch": value for name, value in zip(WEIGHT_METRICS, weight_stats, strict=True)}
+        )
         elbo = metrics.pop(f"{prefix}elbo_epoch")
         self.log_dict(metrics, sync_dist=True)
         self.log(f"{prefix}elbo_epoch", elbo, prog_bar=True, sync_dist=True)
+
+    @torch.no_grad()
+    def dictionary_stats(self) -> dict[str, float]:
+        """How nonnegative the trained decoder weight is, for ``metrics.json``.
+
+        Returns:
+            ``neg_fraction`` (fraction of the entries of ``W`` below zero), ``neg_mass`` (their share of
+            ``sum |w_ij|``: what ``max(W, 0)`` throws away), as floats; the same keys as the vectorised trainer
+            reports (:mod:`vaenmf.models.vae_nmf_stack`).
+
+        References:
+            Xie et al., eq. 4-5.
+        """
+        fraction, mass = self.model.negative_weight_stats()
+        return {"neg_fraction": float(fraction), "neg_mass": float(mass)}
 
     @torch.no_grad()
     def dictionary(self) -> torch.Tensor:

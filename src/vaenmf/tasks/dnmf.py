@@ -15,7 +15,7 @@ from vaenmf.callbacks import EpochProgressBar
 from vaenmf.data.features import magnitude
 from vaenmf.errors import ConfigError, DataError, VaenmfError
 from vaenmf.nmf.divergence import check_beta
-from vaenmf.nmf.dnmf import dnmf_objective
+from vaenmf.nmf.dnmf import check_mask_power, dnmf_objective
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.systems.dnmf import dnmf_dataloader
 from vaenmf.tasks.runtime import JobContext, fingerprint, single_threaded
@@ -30,6 +30,7 @@ RECONSTRUCTION_KEYS = (
     "activation_beta",
     "activation_mu_iterations",
     "activation_l1",
+    "mask_power",
     "mu_iterations",
     "checkpoint_every",
     "system",
@@ -82,7 +83,7 @@ def dnmf_training_matrices(
 
 def check_reconstruction_config(rcfg: DictConfig) -> tuple[float, int, float, int]:
     """Validate the ``reconstruction`` node; returns its activation beta, MU iterations and L1, and the number
-    of updates of the reconstruction bases."""
+    of updates of the reconstruction bases. Its ``mask_power`` is checked too (:func:`check_mask_power`)."""
     missing = [key for key in RECONSTRUCTION_KEYS if key not in rcfg]
     unknown = sorted(set(rcfg.keys()) - set(RECONSTRUCTION_KEYS))
     if missing or unknown:
@@ -103,7 +104,43 @@ def check_reconstruction_config(rcfg: DictConfig) -> tuple[float, int, float, in
         raise ConfigError(f"reconstruction.activation_l1 must be a finite number >= 0, got {l1!r}")
     if "_target_" not in rcfg.system:
         raise ConfigError("reconstruction.system must name its class in _target_")
+    if "mask_power" in rcfg.system:
+        raise ConfigError(
+            "reconstruction.system.mask_power is not a key: the bases are trained for reconstruction.mask_power, "
+            "which follows activations.mask_power (the power the separator applies)"
+        )
+    check_mask_power(rcfg.mask_power, "reconstruction.mask_power")
     return beta, n_iter, float(l1), updates
+
+
+def check_mask_powers_agree(rcfg: DictConfig, cfg: DictConfig) -> float:
+    """The mask power DNMF trains for, refused when it is not the one the separator applies at test time.
+
+    ``reconstruction.mask_power`` interpolates ``activations.mask_power`` (``conf/reconstruction/dnmf.yaml``), so
+    the two agree unless one of them is overridden on its own; then the bases would be trained for one mask and
+    deployed with another (the defect of issue 9, item 3), which is an error, not a silent choice.
+
+    Args:
+        rcfg: The ``reconstruction`` node.
+        cfg: The job's whole config (its ``activations`` node, when there is one, is what the separator uses).
+
+    Returns:
+        ``p``, the training and test-time mask power.
+
+    Raises:
+        ConfigError: A power below 1, or the two powers differing.
+    """
+    power = check_mask_power(rcfg.mask_power, "reconstruction.mask_power")
+    activations = cfg.get("activations") if cfg is not None else None
+    if activations is not None and "mask_power" in activations:
+        applied = check_mask_power(activations.mask_power, "activations.mask_power")
+        if applied != power:
+            raise ConfigError(
+                f"DNMF's reconstruction bases would be trained for mask power reconstruction.mask_power={power:g} "
+                f"but applied with activations.mask_power={applied:g}; set activations.mask_power alone "
+                "(reconstruction.mask_power follows it)"
+            )
+    return power
 
 
 def train_reconstruction_bases(
@@ -119,7 +156,9 @@ def train_reconstruction_bases(
     Activations of every training mixture are computed once with ``[W^s W^n]`` fixed; then the system of
     ``reconstruction.system`` (:class:`~vaenmf.systems.dnmf.DNMFSystem`) runs ``mu_iterations`` full-batch
     multiplicative updates of the reconstruction bases under the job's Trainer (stage ``dnmf_recon``: its own
-    logs and checkpoints, resumed from ``last.ckpt`` when a previous attempt left one).
+    logs and checkpoints, resumed from ``last.ckpt`` when a previous attempt left one). The bases are trained for
+    the mask of power ``reconstruction.mask_power``, which must be the separator's ``activations.mask_power``
+    (:func:`check_mask_powers_agree`).
 
     Args:
         rcfg: The ``reconstruction`` config group (``conf/reconstruction/dnmf.yaml``).
@@ -132,13 +171,15 @@ def train_reconstruction_bases(
         ``(Wb_speech, Wb_noise)``, float32 on the CPU, the shapes of ``W_speech`` and ``W_noise``.
 
     Raises:
-        ConfigError: A missing, unknown or invalid ``reconstruction`` key.
+        ConfigError: A missing, unknown or invalid ``reconstruction`` key, or a training mask power that is not
+            the test-time one.
         DataError: No training mixtures, or bases that are not finite and nonnegative.
 
     Shape:
         W_speech ``(m, r_s)``, W_noise ``(m, r_n)``; outputs the same.
     """
     beta, n_iter, l1, max_epochs = check_reconstruction_config(rcfg)
+    power = check_mask_powers_agree(rcfg, job.cfg)
     W_speech = as_nonnegative_tensor(W_speech, "speech dictionary", dtype=torch.float32).cpu()
     W_noise = as_nonnegative_tensor(W_noise, "noise dictionary", dtype=torch.float32).cpu()
     if max_epochs == 0:
@@ -146,7 +187,12 @@ def train_reconstruction_bases(
         return W_speech.clone(), W_noise.clone()
     try:
         system = instantiate(
-            rcfg.system, W_speech=W_speech, W_noise=W_noise, log_prefix=f"{STAGE}/", _convert_="all"
+            rcfg.system,
+            W_speech=W_speech,
+            W_noise=W_noise,
+            mask_power=power,
+            log_prefix=f"{STAGE}/",
+            _convert_="all",
         )
     except InstantiationException as err:
         # Hydra wraps the system's own ConfigError in a long message with the call chain; show the error alone.
@@ -159,9 +205,10 @@ def train_reconstruction_bases(
     objective_before = _objective(system, M, S, H, r_s)
     extra = [EpochProgressBar(STAGE)] if job.cfg.trainer.get("enable_progress_bar", True) else []
     log.info(
-        "%s: %d updates of the reconstruction bases on %d frames of %d training mixtures",
+        "%s: %d updates of the reconstruction bases for the mask of power %g on %d frames of %d training mixtures",
         STAGE,
         max_epochs,
+        power,
         M.shape[1],
         len(mixtures),
     )
@@ -197,5 +244,14 @@ def _objective(
 ) -> float:
     Wb_speech, Wb_noise = bases or (system.Wb_speech.cpu(), system.Wb_noise.cpu())
     with torch.no_grad():
-        D = dnmf_objective(S, M, Wb_speech, Wb_noise, H[:r_s], H[r_s:], beta=system.hparams.beta)
+        D = dnmf_objective(
+            S,
+            M,
+            Wb_speech,
+            Wb_noise,
+            H[:r_s],
+            H[r_s:],
+            beta=system.hparams.beta,
+            power=system.hparams.mask_power,
+        )
     return float(D) / S.numel()
