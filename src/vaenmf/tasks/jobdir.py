@@ -135,11 +135,11 @@ class JobDirectory:
         Args:
             config: The job's resolved config (as recorded in metrics.json).
 
+        Every rank of a DDP job reads it (only rank 0 writes), so that all of them skip, refuse or run alike.
+
         Raises:
             ConfigError: If the folder holds a job with another config (the differing keys are listed).
         """
-        if not self.enabled:
-            return None
         metrics = self._read_metrics()
         recorded = self._recorded_config(metrics)
         if recorded is None:
