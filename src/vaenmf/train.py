@@ -116,7 +116,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 check_launch_settings(cfg)  # inconsistent DDP/SLURM settings
                 header["config_hash"] = config_hash(cfg)
                 try:
-                    done = folder.previous_result(config_record(cfg))
+                    done = folder.previous_result(config_record(cfg), header["git_commit"])
                 except VaenmfError:
                     outcome = "refused"
                     raise
