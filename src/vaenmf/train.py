@@ -157,7 +157,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 else:  # the folder's metrics.json stays as it is (another config's, or this job's complete one)
                     folder.log_attempt({**metrics, "status": outcome} if outcome == "skipped" else metrics)
     finally:
-        job.finish()
+        job.finish(str(metrics.get("status", "failed")))  # ends the job's W&B run, prints `wandb sync`
         _finish_wandb()
         if previous_handler is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
