@@ -720,7 +720,8 @@ class ReportRun:
         group: Its group.
         mode: ``offline``, ``online`` or ``disabled``.
         folder: Its offline run folder (None unless offline).
-        sync_folders: Every offline run folder to upload: the jobs' and the summary run's.
+        sync_folders: The offline run folders to upload: each job's latest run (named by its ``wandb_run.json``)
+            and the summary run.
         tables, images: The keys logged.
         note: Why the group was chosen, for the printed message.
     """
@@ -806,6 +807,8 @@ def log_report_run(
         {t for _, r in logged for t in r.get("tags") or () if str(t).startswith("experiment:")}
     )
     mode = wandb_mode(offline=not logged or "offline" in modes) or "online"
+    if mode == "disabled":  # WANDB_MODE=disabled: nothing to log
+        return None
     if mode == "offline":
         os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     out = Path(out_dir)
@@ -846,11 +849,8 @@ def log_report_run(
         run.finish()
     if mode == "offline" and folder:
         result.folder = Path(folder)
-        jobs = [
-            f
-            for d, r in logged
-            if r.get("mode") == "offline"
-            for f in sorted((d / "wandb").glob("offline-run-*"))
-        ]
-        result.sync_folders = [*jobs, result.folder]
+        # Each job's latest attempt (wandb_run.json names its run): one run per job in W&B, also when an
+        # interrupted or requeued attempt left an earlier run folder beside it.
+        jobs = [Path(r["run_dir"]) for _, r in logged if r.get("mode") == "offline" and r.get("run_dir")]
+        result.sync_folders = [*(f for f in jobs if f.is_dir()), result.folder]
     return result

@@ -194,6 +194,38 @@ def test_per_movement_fits_log_under_stable_keys(tmp_path, offline):
     assert curves[-1]["elbo_epoch"] == -108.0
 
 
+def test_summary_run_syncs_each_jobs_latest_attempt_in_the_jobs_group(tmp_path, offline):
+    cfg = _compose(["logger=wandb"], tmp_path)
+    folder = tmp_path / "job"
+    for status in ("interrupted", "ok"):  # a requeued job: the first attempt was stopped, the second finished
+        job = JobContext(cfg, folder)
+        job.loggers("speech_dict")[0].log_metrics({"speech_dict/divergence": 1.0}, step=0)
+        job.finish(status)
+    latest = json.loads((folder / tracking.SIDECAR).read_text())
+    assert len(run_folders(folder)) == 2
+    table = tmp_path / "out" / "table1.csv"
+    table.parent.mkdir()
+    table.write_text("table,snr,sdr\ntable1,-5,1.5\ntable1,Average,2.5\n")
+    figure = tmp_path / "out" / "fig2_vaf.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(figure)
+    report = tracking.log_report_run([folder], [table, figure], tmp_path / "out", sweeps=[str(tmp_path)])
+    assert (report.tables, report.images) == (["tables/table1"], ["figures/fig2_vaf"])
+    assert report.group == latest["group"] and report.note == "the jobs' group"
+    assert report.sync_folders == [Path(latest["run_dir"]), report.folder]
+    summary = read_offline_run(report.folder, wait=30)
+    assert summary.group == latest["group"] and summary.job_type == "report"
+    # A column mixing numbers and text (the Average row) is text; an all-number column stays numeric.
+    assert summary.table_rows("tables/table1") == [
+        {"table": "table1", "snr": "-5", "sdr": 1.5},
+        {"table": "table1", "snr": "Average", "sdr": 2.5},
+    ]
+    with Image.open(summary.image("figures/fig2_vaf")) as logged:
+        assert logged.size == (40, 30) and logged.convert("RGB").getpixel((5, 5)) == (200, 10, 10)
+    assert tracking.log_report_run([folder], [table], tmp_path / "out", force=False) is None
+
+
 def test_disabled_wandb_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     cfg = _compose(["logger=wandb"], tmp_path)
