@@ -232,23 +232,50 @@ def single_threaded() -> Iterator[None]:
 class JobContext:
     """Per-job state shared by the stages of one task: output directory, loggers, trainer construction.
 
-    One W&B run per job is shared by every stage (metrics are prefixed by stage); CSV loggers get one folder
-    per stage so that each ``trainer.fit`` writes its own ``metrics.csv``.
+    One W&B run per job is shared by every stage (:class:`vaenmf.tracking.WandbJob`: grouped by sweep, named and
+    tagged by the job, metrics under ``<stage>/`` keys, a synergy movement's under ``movement/``); CSV loggers
+    get one folder per stage so that each ``trainer.fit`` writes its own ``metrics.csv``.
     """
 
     def __init__(self, cfg: DictConfig, output_dir: Path) -> None:
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self._shared_loggers: dict[str, Any] = {}
+        self._wandb: dict[str, Any] = {}
+
+    def _logger_configs(self) -> Iterator[tuple[str, DictConfig]]:
+        for name, logger_cfg in (self.cfg.get("logger") or {}).items():
+            if logger_cfg is not None and "_target_" in logger_cfg:
+                yield str(name), logger_cfg
+
+    def wandb(self) -> Any:
+        """The job's :class:`vaenmf.tracking.WandbJob` (its W&B run, created on first use), or None when no W&B
+        logger is configured."""
+        from vaenmf.tracking import is_wandb_config
+
+        for name, logger_cfg in self._logger_configs():
+            if is_wandb_config(logger_cfg):
+                return self._wandb_job(name, logger_cfg)
+        return None
+
+    def _wandb_job(self, name: str, logger_cfg: DictConfig) -> Any:
+        from vaenmf.tracking import WandbJob
+
+        if name not in self._wandb:
+            self._wandb[name] = WandbJob(logger_cfg, self.cfg, self.output_dir)
+        return self._wandb[name]
 
     def loggers(self, stage: str) -> list[Any]:
+        """The experiment loggers of one stage: a CSV logger of its own, the job's shared W&B run, others shared."""
+        from vaenmf.tracking import is_wandb_config
+
         loggers = []
-        for name, logger_cfg in (self.cfg.get("logger") or {}).items():
-            if logger_cfg is None or "_target_" not in logger_cfg:
-                continue
+        for name, logger_cfg in self._logger_configs():
             target = str(logger_cfg._target_)
             if target.endswith("CSVLogger"):
                 loggers.append(instantiate(logger_cfg, version=stage))
+            elif is_wandb_config(logger_cfg):
+                loggers.append(self._wandb_job(name, logger_cfg).stage_logger(stage))
             else:
                 if name not in self._shared_loggers:
                     self._shared_loggers[name] = instantiate(logger_cfg)
@@ -412,7 +439,12 @@ class JobContext:
             logger.log_metrics(metrics)
             logger.save()
 
-    def finish(self) -> None:
+    def finish(self, status: str = "ok") -> None:
+        """End the job's loggers: finish its W&B run (exit code 0 when ``status`` is ``ok``; the ``wandb sync``
+        command of an offline run is logged) and finalise the others."""
         for logger in self._shared_loggers.values():
-            logger.finalize("success")
+            logger.finalize("success" if status == "ok" else "failed")
         self._shared_loggers.clear()
+        for wandb_job in self._wandb.values():
+            wandb_job.finish(status)
+        self._wandb.clear()

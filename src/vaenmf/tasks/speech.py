@@ -29,6 +29,7 @@ from vaenmf.metrics import score_utterance
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
 from vaenmf.tasks.runtime import JobContext, single_threaded
 from vaenmf.tasks.separators import MaskBases, Separator, build_dnn_separator, build_mu_separator
+from vaenmf.tracking import log_speech_results
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
             entry["stoi"],
             entry["n_utterances"],
         )
-    job.log_summary({f"{eval_split}/{snr}/{k}": v for snr, e in summary.items() for k, v in e.items()})
+    log_speech_results(job, summary, rows)  # <split>/<snr>/<metric>; W&B tables snr_summary, utterances
     return {
         "corpus": str(cfg.data.get("corpus", "demo")),
         "eval_split": eval_split,
