@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import warnings
 from collections.abc import Iterable, Iterator
@@ -16,11 +17,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from vaenmf.atomic import save_torch_atomic
-from vaenmf.callbacks import StageState
+from vaenmf.callbacks import EpochProgressBar, StageState
 from vaenmf.errors import ConfigError
 from vaenmf.systems.multiplicative import require_single_process
 
@@ -39,6 +40,8 @@ NON_SCIENTIFIC_KEYS = (
     "task_name",
     "cache_dictionaries",
     "torch_threads",
+    "scoring_workers",
+    "cache_input_scores",
 )
 
 
@@ -210,6 +213,61 @@ for _message in (
     warnings.filterwarnings("ignore", message=_message)
 
 
+class LightningChatter(logging.Filter):
+    """Drops what Lightning logs at every ``Trainer`` and every ``fit`` that says nothing about this job.
+
+    A job builds one Trainer per stage (two dictionaries, the encoder, the DRNN, DNMF's bases), and a synergy job
+    one per movement without the batched path; Lightning logs at each:
+
+    * the device lines ("GPU available: False, used: False", "TPU available: ...", "HPU available: ...",
+      "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: ..."): kept the first time in a process, dropped afterwards;
+    * a tip to install litlogger, and "`Trainer.fit` stopped: `max_epochs=...` reached." (the stage ends where its
+      config says), and "`Trainer(limit_val_batches=1.0)` was configured so 100% of the batches will be used":
+      always dropped.
+
+    Anything else (warnings, errors, "stopped" for another reason) passes.
+    """
+
+    ONCE = ("GPU available:", "TPU available:", "HPU available:", "LOCAL_RANK:")
+    NEVER = ("💡 Tip:", "`Trainer.fit` stopped: `max_epochs=", "was configured so 100% of the batches")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(text in message for text in self.NEVER):
+            return False
+        for prefix in self.ONCE:
+            if message.startswith(prefix):
+                if message in self.seen:
+                    return False
+                self.seen.add(message)
+        return True
+
+
+LIGHTNING_CHATTER = LightningChatter()
+#: Where Lightning's rank-zero messages (device lines, tips, "fit stopped") are logged.
+LIGHTNING_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+def quiet_lightning() -> None:
+    """Install :class:`LightningChatter` on Lightning's loggers (once per process; idempotent)."""
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if LIGHTNING_CHATTER not in logger.filters:
+            logger.addFilter(LIGHTNING_CHATTER)
+
+
+quiet_lightning()
+
+
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
     """Run the body with one torch intra-op thread and one BLAS thread, then restore both.
@@ -278,6 +336,10 @@ class JobContext:
                 loggers.append(self._wandb_job(name, logger_cfg).stage_logger(stage))
             else:
                 if name not in self._shared_loggers:
+                    if target.endswith("WandbLogger"):
+                        # W&B prints every run's history and summary (40 lines a job) unless quiet; the numbers
+                        # are in metrics.json and the run folder. WANDB_QUIET=false brings them back.
+                        os.environ.setdefault("WANDB_QUIET", "true")
                     self._shared_loggers[name] = instantiate(logger_cfg)
                 loggers.append(self._shared_loggers[name])
         return loggers
@@ -408,11 +470,18 @@ class JobContext:
         period = max(1, min(int(checkpoint_every or max_epochs or 1), max(1, max_epochs)))
         plugins = [*(instantiate(p) for p in self.cfg.trainer.get("plugins") or ()), AtomicCheckpointIO()]
         trainer_cfg = {key: value for key, value in self.cfg.trainer.items() if key != "plugins"}
+        callbacks = [*self.callbacks(stage, period), *extra_callbacks]
+        # One bar per stage, advanced per epoch, instead of Lightning's bar per epoch redrawn at every batch.
+        if trainer_cfg.get("enable_progress_bar", True) and not any(
+            isinstance(cb, ProgressBar) for cb in callbacks
+        ):
+            callbacks.append(EpochProgressBar(stage))
+        quiet_lightning()
         trainer = instantiate(
             OmegaConf.create(trainer_cfg),
             max_epochs=max_epochs,
             logger=self.loggers(stage) or False,
-            callbacks=[*self.callbacks(stage, period), *extra_callbacks],
+            callbacks=callbacks,
             default_root_dir=str(self.output_dir),
             plugins=plugins,
             **overrides,
