@@ -52,12 +52,14 @@ def _datamodule(args: argparse.Namespace) -> Any:
     from vaenmf.data.speech import SpeechDataModule
 
     name = "speech_timit" if args.timit_root else "speech_demo"
-    settings = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "conf" / "data" / f"{name}.yaml"))
+    data = OmegaConf.load(REPO_ROOT / "conf" / "data" / f"{name}.yaml")
+    data.merge_with({"noise": args.noise, "seed": 0, "n_test_utterances": args.utterances})
+    if args.timit_root:
+        data.merge_with({"data_root": None, "timit_root": args.timit_root, "noisex_root": args.noisex_root})
+    # Resolved after the overrides: the file's interpolations (${noise}, ${.n_test_utterances}) take their values.
+    settings = OmegaConf.to_container(data, resolve=True)
     assert isinstance(settings, dict)
     settings.pop("_target_", None)
-    settings.update(noise=args.noise, seed=0, n_test_utterances=args.utterances)
-    if args.timit_root:
-        settings.update(data_root=None, timit_root=args.timit_root, noisex_root=args.noisex_root)
     datamodule = SpeechDataModule(**settings)
     datamodule.setup("fit")
     return datamodule
