@@ -11,6 +11,9 @@ SEEDS ?= 0
 # Extra overrides for scripts/reproduce.py, e.g. ARGS="speech:data.n_test_utterances=4 seed=1".
 ARGS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the suite's tests are mostly single-threaded subprocesses, so one per core; 0 runs
+# them in this process.
+TEST_WORKERS ?= 2
 
 export WANDB_ERROR_REPORTING := false
 
@@ -40,10 +43,10 @@ reproduce: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --out $(OUT) --seeds $(SEEDS) $(ARGS)
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m slow $(PYTEST_ARGS)
 
 # Starts munged, slurmctld and slurmd in a temporary folder (tests/cluster/local_slurm.py), runs the tests marked
 # `cluster` against them, stops exactly those daemons. Installs slurm-wlm and munge with apt-get when missing.

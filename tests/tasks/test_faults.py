@@ -231,6 +231,7 @@ def test_a_rerun_under_another_config_is_refused_and_destroys_nothing(tmp_path):
     assert json.loads((job / "metrics.json").read_text()) == first
 
 
+@pytest.mark.slow  # the SLURM requeue tests also check results with the cache on equal the reference
 def test_results_do_not_depend_on_the_dictionary_cache(tmp_path):
     """A cached fit draws no random numbers: every stage is seeded from the job's seed and its own identity."""
     args = [*BASE, "method=vae_nmf", "dictionary.epochs=3", "activations.epochs=2", "cache_dictionaries=true"]
@@ -292,6 +293,32 @@ def test_a_failed_rerun_keeps_the_complete_result(tmp_path):
     assert loaded.status == "ok"
 
 
+def test_the_job_folder_lock_refuses_a_second_holder_and_dies_with_a_killed_one(tmp_path):
+    """The lock alone, in seconds (the end-to-end version below is `slow`): a holder in another process makes a
+    second entry fail with one message naming its pid; SIGKILL of the holder frees the folder at once."""
+    from vaenmf.errors import ConfigError
+    from vaenmf.tasks.jobdir import JobDirectory
+
+    job = tmp_path / "job"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from vaenmf.tasks.jobdir import JobDirectory\n"
+         "with JobDirectory(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)", str(job)],
+        env=_env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        message = f"another vaenmf-train \\(pid {holder.pid} on .*is running in {job}"
+        with pytest.raises(ConfigError, match=message), JobDirectory(job):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with JobDirectory(job):  # no stale lock: the kernel released it with the killed process
+        pass
+
+
+@pytest.mark.slow
 def test_a_second_job_on_the_same_folder_refuses_and_a_killed_job_leaves_no_lock(tmp_path):
     job = tmp_path / "job"
     args = _args(job, ["method=nmf", "dictionary.mu_iterations=3000", "dictionary.checkpoint_every=10"])

@@ -104,6 +104,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
     assert json.loads((out / "metrics.json").read_text())["summary"] == summary
 
 
+@pytest.mark.slow  # the stack and the batched updates are checked against single fits in tests/models, tests/nmf
 def test_batched_and_one_at_a_time_synergies_agree(tmp_path, train_cli):
     """Issue 11: every movement of a job in one batched computation gives the per-movement fits' results."""
     summaries = {}

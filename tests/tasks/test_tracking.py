@@ -55,11 +55,15 @@ def _compose(overrides: list[str], tmp_path: Path):
 
 @pytest.fixture
 def offline(monkeypatch):
+    import wandb
+
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv(tracking.GROUP_ENV, raising=False)
+    # W&B keeps the settings it first saw in a process-wide singleton: drop it so that this test's offline
+    # environment is read, whatever an earlier test of the session left there.
+    wandb.teardown()
     yield
-    import wandb
 
     if wandb.run is not None:  # a test that failed half-way must not leave its run to the next
         wandb.finish()
@@ -125,9 +129,9 @@ def test_job_type_name_and_tags_name_task_method_noise_or_subjects_seed_and_spli
     assert tracking.job_type(labels) == "speech.vae_nmf"
     assert tracking.run_name(labels) == "vae_nmf babble seed3"
     assert tracking.run_tags(labels, speech.tags) == [
-        "task:speech", "method:vae_nmf", "noise:babble", "seed:3", "experiment:speech", "mine",
+        "task:speech", "method:vae_nmf", "noise:babble", "seed:3", "eval_split:test", "experiment:speech", "mine",
     ]  # fmt: skip
-    validation = _compose(["+eval_split=validation"], tmp_path)
+    validation = _compose(["eval_split=validation"], tmp_path)
     assert "eval_split:validation" in tracking.run_tags(tracking.job_labels(validation))
     synergy = _compose(["task=synergy", "data=emg_demo", "data.subjects=[1,2,3,5]", "seed=1"], tmp_path)
     labels = tracking.job_labels(synergy)
