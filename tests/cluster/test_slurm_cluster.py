@@ -7,7 +7,8 @@
     encoding DNN, and only global rank 0 writes ``config.yaml`` and ``metrics.json``;
 (c) running array tasks are requeued, by ``scontrol requeue`` and by the USR2 signal that submitit handles,
     while their encoding-DNN stage trains; each resumes the stage from ``last.ckpt`` at the epoch after the
-    checkpoint, repeats the uninterrupted run's losses and ends with its metrics, exactly.
+    checkpoint, repeats the uninterrupted run's losses and ends with its metrics, exactly;
+(d) the same, by ``scontrol requeue``, for a VAE-NMF and an NMF speech dictionary interrupted mid-fit.
 
 Every job's overrides are in the constants below (today's config spelling), so that a config reshape changes
 only those lines.
@@ -60,9 +61,10 @@ DDP_STAGES = {
 }
 DDP_WORLD_SIZE = 2
 #: (c) NMF dictionaries, then the encoding DNN, whose stage is interrupted. Full-batch encoder training (a batch
-#: larger than the 1182 training frames) only keeps its 40 epochs short. The dictionary cache is on (the
-#: default): the second attempt takes both dictionaries from it (its first attempt, or another task, filled
-#: it), which changes nothing (every stage seeds itself, vaenmf.tasks.runtime.seed_stage).
+#: larger than the 1182 training frames) only keeps its 40 epochs short; the resume of shuffled mini-batches is
+#: test (d)'s VAE-NMF stage. The dictionary cache is on (the default): the second attempt takes both
+#: dictionaries from it (its first attempt, or another task, filled it), which changes nothing (every stage
+#: seeds itself, vaenmf.tasks.runtime.seed_stage).
 RESUME_JOB = [
     "experiment=smoke",
     "method=nmf_dnn",
@@ -81,6 +83,19 @@ RESUME_SWEEP = "tags=[requeue],[usr2],[reference]"
 REQUEUE, USR2, REFERENCE = 0, 1, 2
 #: Interrupt once last.ckpt holds at least this epoch (the first checkpoint: epoch 4 of 0-39).
 INTERRUPT_AFTER_EPOCH = 4
+#: (d) jobs whose speech dictionary stage is requeued mid-fit, with the stage's length (epochs or
+#: multiplicative-update iterations), checkpoint period and loss in its CSV log: VAE-NMF (Adam on shuffled
+#: mini-batches, posterior samples: its resume needs the random states and the loader's shuffling state from the
+#: checkpoint) and NMF (full-batch multiplicative updates; W and H are the checkpointed state; the divergence is
+#: logged every 10th iteration, and the checkpoint period is a multiple of 10). The task is requeued at the
+#: stage's first checkpoint; measured, it dies before the next one (the second attempt resumed at epoch 2 of 12,
+#: iteration 50 of 600), so the lengths leave a margin of several checkpoint periods for a slower kill.
+DICT_RESUME_JOBS = {
+    "vae_nmf": (["method=vae_nmf_mu", "dictionary.epochs=12"], 12, 2, "speech_dict/elbo_epoch"),
+    "nmf": (["method=nmf", "dictionary.mu_iterations=600"], 600, 50, "speech_dict/divergence"),
+}
+DICT_RESUME_COMMON = ["experiment=smoke", "max_stage_epochs=null", "data.test_snrs=[0]"]
+DICT_STAGE = "speech_dict"
 
 COMMON = ["-m", "launcher=slurm", "torch_threads=1"]
 
@@ -249,7 +264,7 @@ def test_cpu_ddp_job_trains_in_two_srun_tasks_and_rank_zero_alone_writes(tmp_pat
     assert {rank for rank, _ in ours} == {"0"}, ours
 
 
-# -- (c) ------------------------------------------------------------------------------------------------------
+# -- (c) and (d) ----------------------------------------------------------------------------------------------
 def _ckpt_epoch(path: Path) -> int | None:
     try:
         return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
@@ -399,3 +414,47 @@ def test_requeued_tasks_resume_from_last_ckpt_and_match_an_uninterrupted_run(tmp
             saved[array, task],
             RESUME_EPOCHS,
         )
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", sorted(DICT_RESUME_JOBS))
+def test_requeued_dictionary_stages_resume_mid_fit_and_match_an_uninterrupted_run(
+    tmp_path, submit, cluster_env, kind
+):
+    overrides, total, every, loss = DICT_RESUME_JOBS[kind]
+    sweep = tmp_path / "sweep_d"
+    # Two tasks of the same job (paths are not part of the config hash): requeued, and the reference. Each has
+    # a dictionary cache of its own: a shared one would hand the requeued task the dictionary that the reference
+    # finished while it was requeued, and the stage would not resume at all.
+    caches = ",".join(str(tmp_path / "cache" / name) for name in ("requeued", "reference"))
+    args = [
+        *COMMON,
+        *DICT_RESUME_COMMON,
+        *overrides,
+        f"dictionary.checkpoint_every={every}",
+        f"paths.cache_dir={caches}",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.output_root={tmp_path / 'out'}",
+    ]
+    job = submit(args, name=f"resume_{kind}")
+    array = wait_until(lambda: _submission_scripts(sweep) and _array_id(sweep), 60, "the sbatch script")
+    ckpt = sweep / "0" / "checkpoints" / DICT_STAGE / "last.ckpt"
+    # Requeued at the stage's first checkpoint; the second attempt resumes from the last one the first left.
+    saved = _interrupt_and_release({(array, 0): (["scontrol", "requeue"], ckpt, every - 1)}, cluster_env)
+    assert job.wait(timeout=420) == 0, job.output[-4000:]
+
+    logs = _task_logs(sweep, array, 0)
+    assert "DUE TO JOB REQUEUE" in logs and "Resuming stage" not in _task_logs(sweep, array, 1)
+    # Mid-fit: the resumed attempt had at least one more checkpoint period of the stage to do.
+    assert every - 1 <= saved[array, 0] < total - every, saved
+    _check_resumed_exactly(logs, sweep / "0", sweep / "1", DICT_STAGE, loss, saved[array, 0], total)
+    # The fitted dictionary (the stage's final checkpoint) is the uninterrupted run's.
+    final = [
+        torch.load(
+            sweep / n / "checkpoints" / DICT_STAGE / "last.ckpt", map_location="cpu", weights_only=True
+        )
+        for n in ("0", "1")
+    ]
+    assert final[0]["state_dict"].keys() == final[1]["state_dict"].keys()
+    for name, value in final[0]["state_dict"].items():
+        assert torch.equal(value, final[1]["state_dict"][name]), name
