@@ -269,7 +269,9 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     input_cache = (
         InputScoreCache(job.cfg.paths.cache_dir + "/input_scores") if cfg.get("cache_input_scores") else None
     )
-    rows = enhance_and_score(separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache)
+    rows = enhance_and_score(
+        separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache
+    )
     timings["enhance_and_score"] = time.perf_counter() - start
     cpu_timings["enhance_and_score"] = time.process_time() - cpu_start
 
