@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vaenmf-installed
 OUT ?= outputs/reproduce
+# Seeds of `make reproduce`: every job of every sweep runs once per seed (SEEDS=0,1,2); the report aggregates.
+SEEDS ?= 0
 # Extra overrides for scripts/reproduce.py, e.g. ARGS="speech:data.n_test_utterances=4 seed=1".
 ARGS ?=
 PYTEST_ARGS ?=
@@ -16,6 +18,7 @@ export WANDB_ERROR_REPORTING := false
 
 help:
 	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
+	@echo "                 SEEDS=0,1,2: every job once per seed; ARGS='--dry-run' prints the commands only"
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
 	@echo "make test-cluster  launcher=slurm on a throwaway single-node SLURM cluster (root; installs slurm-wlm, munge)"
@@ -34,7 +37,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --out $(OUT) $(ARGS)
+	$(BIN)/python scripts/reproduce.py --out $(OUT) --seeds $(SEEDS) $(ARGS)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,25 +1,64 @@
-"""Lightning callbacks of the package.
+"""Lightning callbacks of the package, and its progress bars.
 
-:class:`EpochProgressBar`: a progress bar over epochs, for full-batch systems whose epochs are a single step
-(NMF, DNMF). :class:`StageState`: a stage's fingerprint and random states in its checkpoints, for exact resumption.
-:class:`FiniteLossGuard`: one clear message at the first non-finite training loss.
+:func:`progress_bar`: the one kind of bar every long loop shows (movements, utterances, epochs).
+:class:`EpochProgressBar`: one bar per training stage, advanced once per epoch (every Trainer of the package uses
+it in place of Lightning's bar, which opens a new bar each epoch). :class:`StageState`: a stage's fingerprint and
+random states in its checkpoints, for exact resumption. :class:`FiniteLossGuard`: one clear message at the first
+non-finite training loss.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
-__all__ = ["EpochProgressBar", "FiniteLossGuard", "StageState"]
+__all__ = ["EpochProgressBar", "FiniteLossGuard", "StageState", "progress_bar", "progress_enabled"]
+
+#: Seconds between redraws when stderr is not a terminal (a log file): a few lines per minute, not one per step.
+LOG_FILE_INTERVAL_S = 30.0
+#: ``VAENMF_PROGRESS=0`` turns every bar of the package off (``launcher=parallel`` sets it in its workers).
+PROGRESS_VARIABLE = "VAENMF_PROGRESS"
+
+
+def progress_enabled() -> bool:
+    """Whether bars are drawn: not when ``VAENMF_PROGRESS`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get(PROGRESS_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def progress_bar(total: int | None, desc: str, unit: str = "it", initial: int = 0, **kwargs: Any) -> tqdm:
+    """A tqdm bar on stderr that disappears when done (``leave=False``); redrawn at most every
+    :data:`LOG_FILE_INTERVAL_S` seconds when stderr is a file or a pipe, so a captured log stays readable; not
+    drawn at all when ``VAENMF_PROGRESS=0`` (:func:`progress_enabled`).
+
+    Args:
+        total: Length of the loop.
+        desc: What the loop is (``"enhance+score"``, a stage's name).
+        unit: What one step is.
+        initial: Steps already done (a resumed stage).
+        **kwargs: Further ``tqdm`` arguments.
+    """
+    stream = sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        kwargs.setdefault("mininterval", LOG_FILE_INTERVAL_S)
+    if not progress_enabled():
+        kwargs["disable"] = True
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=stream, **kwargs)
 
 
 class EpochProgressBar(ProgressBar):
     """One tqdm bar for the whole fit, advanced once per epoch, showing the latest logged metrics.
 
-    Lightning's default bar opens a new bar every epoch, which for 200 one-step epochs floods the log.
+    Lightning's default bar opens a new bar every epoch (and redraws it every batch), which for 200 one-step
+    epochs, or 60 epochs of 80 batches, floods the log. :meth:`JobContext.trainer
+    <vaenmf.tasks.runtime.JobContext.trainer>` gives every stage this bar when ``trainer.enable_progress_bar``.
+
+    Args:
+        description: The stage's name, shown before the bar.
     """
 
     def __init__(self, description: str = "fit") -> None:
@@ -36,12 +75,8 @@ class EpochProgressBar(ProgressBar):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._enabled and trainer.is_global_zero:
-            self._bar = tqdm(
-                total=trainer.max_epochs,
-                initial=trainer.current_epoch,
-                desc=self.description,
-                unit="it",
-                leave=False,
+            self._bar = progress_bar(
+                total=trainer.max_epochs, initial=trainer.current_epoch, desc=self.description, unit="epoch"
             )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -116,7 +116,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 check_launch_settings(cfg)  # inconsistent DDP/SLURM settings
                 header["config_hash"] = config_hash(cfg)
                 try:
-                    done = folder.previous_result(config_record(cfg))
+                    done = folder.previous_result(config_record(cfg), header["git_commit"])
                 except VaenmfError:
                     outcome = "refused"
                     raise
@@ -157,7 +157,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 else:  # the folder's metrics.json stays as it is (another config's, or this job's complete one)
                     folder.log_attempt({**metrics, "status": outcome} if outcome == "skipped" else metrics)
     finally:
-        job.finish()
+        job.finish(str(metrics.get("status", "failed")))  # ends the job's W&B run, prints `wandb sync`
         _finish_wandb()
         if previous_handler is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -219,10 +219,26 @@ def _task_of(overrides: dict[str, str]) -> str:
     return "speech"
 
 
+def _unknown_option(key: str, value: str) -> str | None:
+    """One line for a config-group choice that has no file (``experiment=tabel1``), instead of Hydra's
+    "Could not find" with its search-path dump; None when every value of ``key`` (a sweep's ``a,b``) exists."""
+    folder = CONFIG_DIR / key
+    if "." in key or "/" in key or not folder.is_dir() or any(c in value for c in "()[]{}$*\"'"):
+        return None
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    for choice in (v.strip() for v in value.split(",")):
+        if choice and choice != "null" and choice not in options:
+            return (
+                f"{key}={choice}: no such {key}; choose one of {', '.join(options) or '(none)'} (conf/{key}/)"
+            )
+    return None
+
+
 def check_command_line(args: list[str]) -> str | None:
     """What is wrong with a command line's overrides before Hydra composes them, or None.
 
-    Catches what Hydra would only report as "no match in the defaults list" or "not in struct": the spellings of
+    Catches what Hydra would only report with its config search path (a choice that has no file:
+    ``experiment=tabel1``), as "no match in the defaults list" or as "not in struct": the spellings of
     earlier versions (``model=``, ``separator=``), a component chosen outside its method (``activations=dnn``),
     and a key of the other task (``noise=babble`` in a synergy job).
     """
@@ -231,6 +247,10 @@ def check_command_line(args: list[str]) -> str | None:
         key = _override_key(arg)
         if key is not None:
             overrides[key] = arg.split("=", 1)[1]
+    for key, value in overrides.items():
+        problem = _unknown_option(key, value)
+        if problem:
+            return problem
     task = _task_of(overrides)
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
         if key in overrides and Path(overrides[key]).exists() and not Path(overrides[key]).is_dir():

@@ -28,7 +28,20 @@ def test_cli_bad_dirs_exit_2(tmp_path, capsys):
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no metrics.json found" in err
+    assert f"{tmp_path / 'empty'}: the folder holds no jobs" in err
     assert not (tmp_path / "o").exists()
+    # A sweep whose jobs started but none finished: said so, naming the folder.
+    (tmp_path / "started" / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "started" / "0" / ".hydra" / "overrides.yaml").write_text("[]\n")
+    assert main([str(tmp_path / "started"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'started'}: none of its 1 job folder(s) has finished" in err
+
+
+def test_no_summary_run_unless_the_jobs_were_logged_to_wandb(full_sweep, tmp_path, capsys):
+    # Hand-written jobs have no wandb_run.json: no W&B run, no sync line.
+    assert main([str(full_sweep), "--out", str(tmp_path / "o")]) == 0
+    assert "wandb sync" not in capsys.readouterr().out and not (tmp_path / "o" / "wandb").exists()
 
 
 def test_cli_bad_options_exit_2(full_sweep, tmp_path, capsys):

@@ -270,3 +270,25 @@ def test_method_or_data_of_another_task_is_refused_before_any_work(tmp_path, tra
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "failed" and message in metrics["error"]
     assert metrics["wall_time_s"] < 5 and not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["experiment=tabel1"],
+            "experiment=tabel1: no such experiment; choose one of fig2_vaf, smoke, table1, table2",
+        ),
+        (["-m", "experiment=table1,tabel1"], "experiment=tabel1: no such experiment; choose one of"),
+        (
+            ["method=vae_nmff"],
+            "method=vae_nmff: no such method; choose one of dnmf, drnn, nmf, nmf_dnn, vae_nmf",
+        ),
+    ],
+)
+def test_a_choice_that_does_not_exist_is_one_line_listing_the_options(tmp_path, train_cli, args, message):
+    result = train_cli([*args, f"paths.output_root={tmp_path}"], tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    # One line, not Hydra's "Could not find ..." with its config search path.
+    assert result.stderr.strip().count("\n") == 0 and "search path" not in result.stderr
+    assert not list(tmp_path.rglob("metrics.json"))

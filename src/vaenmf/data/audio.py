@@ -653,16 +653,22 @@ def write_wav(
         - wave: ``(time,)``.
     """
     path = Path(path)
-    data = _as_numpy(wave)
-    if data.ndim != 1:
-        raise DataError(f"write_wav expects a 1-D mono waveform, got shape {tuple(data.shape)} for {path}")
-    if not np.isfinite(data).all():
-        raise DataError(f"refusing to write {path}: the waveform contains NaN or infinite values")
+    data = _mono_samples(wave, path, "write_wav")
     if subtype.upper().startswith("PCM"):
         data = np.clip(data, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, int(sr), subtype=subtype, format="WAV")
     return path
+
+
+def _mono_samples(wave: torch.Tensor | np.ndarray, path: Path, writer: str) -> np.ndarray:
+    """The finite float32 samples of a 1-D waveform about to be written to ``path``, or one clear error."""
+    data = _as_numpy(wave)
+    if data.ndim != 1:
+        raise DataError(f"{writer} expects a 1-D mono waveform, got shape {tuple(data.shape)} for {path}")
+    if not np.isfinite(data).all():
+        raise DataError(f"refusing to write {path}: the waveform contains NaN or infinite values")
+    return data
 
 
 def _as_numpy(wave: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -698,11 +704,7 @@ def write_sphere(
         - wave: ``(time,)``.
     """
     path = Path(path)
-    data = _as_numpy(wave)
-    if data.ndim != 1:
-        raise DataError(f"write_sphere expects a 1-D mono waveform, got shape {tuple(data.shape)} for {path}")
-    if not np.isfinite(data).all():
-        raise DataError(f"refusing to write {path}: the waveform contains NaN or infinite values")
+    data = _mono_samples(wave, path, "write_sphere")
     pcm = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype("<i2")
     uid = utterance_id if utterance_id is not None else path.stem.lower()
     fields = [

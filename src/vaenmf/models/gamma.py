@@ -35,7 +35,9 @@ __all__ = [
     "AUTO_BOOST_SHAPE",
     "SAMPLERS",
     "kl_gamma",
+    "marsaglia_tsang_accept",
     "posterior_activations",
+    "rsvi_log_h",
     "rsvi_boost",
     "sample_gamma",
     "sample_gamma_rsvi",
@@ -132,6 +134,37 @@ def rsvi_boost(alpha: Tensor, boost: int | None = None) -> Tensor:
     return torch.ceil(floor_shape - alpha.detach()).clamp_min(minimum)
 
 
+def marsaglia_tsang_accept(eps: Tensor, u: Tensor, d: Tensor) -> Tensor:
+    """The Marsaglia-Tsang test of proposals ``eps ~ N(0, 1)`` with uniforms ``u`` for shapes ``a = d + 1/3``.
+
+    Accept where ``v = (1 + eps / sqrt(9 d))^3 > 0`` and ``log u < eps^2 / 2 + d - d v + d log v``.
+
+    Shape:
+        eps, u, d: the same shape; returns a boolean mask of it.
+
+    References:
+        Marsaglia and Tsang 2000; Naesseth et al. 2017 (RSVI), the paper's eq. 7.
+    """
+    base = 1.0 + eps * torch.rsqrt(9.0 * d)
+    positive = base > 0
+    v = torch.where(positive, base, torch.ones_like(base)) ** 3
+    tiny = torch.finfo(u.dtype).tiny
+    return positive & (torch.log(u.clamp_min(tiny)) < 0.5 * eps * eps + d - d * v + d * torch.log(v))
+
+
+def rsvi_log_h(eps: Tensor, shape: Tensor) -> Tensor:
+    """``log h(eps, a) = log((a - 1/3) (1 + eps / sqrt(9 a - 3))^3)``, the paper's eq. 7 in log space.
+
+    In log space the shape-augmentation factors, which can be tiny for small alpha, underflow gracefully to
+    ``z = 0`` with a finite (zero) gradient instead of NaN. Differentiable in ``shape``; ``eps`` is a constant.
+
+    Shape:
+        eps, shape: broadcastable; returns their broadcast shape.
+    """
+    d = shape - 1.0 / 3.0
+    return torch.log(d) + 3.0 * torch.log1p(eps * torch.rsqrt(9.0 * d))
+
+
 def sample_gamma_rsvi(
     alpha: Tensor | float,
     beta: Tensor | float = 1.0,
@@ -213,10 +246,7 @@ def sample_gamma_rsvi(
         d = d_flat[pending]
         eps = torch.randn(pending.numel(), generator=generator, dtype=dtype, device=device)
         u = torch.rand(pending.numel(), generator=generator, dtype=dtype, device=device)
-        base = 1.0 + eps * torch.rsqrt(9.0 * d)
-        positive = base > 0
-        v = torch.where(positive, base, torch.ones_like(base)) ** 3
-        accept = positive & (torch.log(u.clamp_min(tiny)) < 0.5 * eps * eps + d - d * v + d * torch.log(v))
+        accept = marsaglia_tsang_accept(eps, u, d)
         eps_flat[pending[accept]] = eps[accept]
         pending = pending[~accept]
     else:  # pragma: no cover - only reachable with corrupted inputs
@@ -225,9 +255,7 @@ def sample_gamma_rsvi(
 
     # Eq. 7 (Naesseth et al.'s h), computed in log space so the augmentation factors, which can be tiny for
     # small alpha, underflow gracefully to z = 0 with a finite (zero) gradient instead of NaN.
-    d_a = shape_a - 1.0 / 3.0
-    log_base = torch.log1p(eps_acc * torch.rsqrt(9.0 * d_a))
-    log_z = torch.log(d_a) + 3.0 * log_base
+    log_z = rsvi_log_h(eps_acc, shape_a)
     n_boost = int(boost_b.max()) if boost_b.numel() else 0
     if n_boost > 0:
         # u_i^(1/(alpha+i)) for i < B_k, and u^0 = 1 for the steps an element does not use. u is clamped away
@@ -242,7 +270,9 @@ def sample_gamma_rsvi(
     if not return_log_pi:
         return z
     # log pi(eps; a) = log q(h(eps, a); a) + log |dh/d eps|, with h the unscaled eq. 7 sample at shape a.
-    h = torch.exp(torch.log(d_a) + 3.0 * log_base)
+    d_a = shape_a - 1.0 / 3.0
+    log_base = torch.log1p(eps_acc * torch.rsqrt(9.0 * d_a))
+    h = torch.exp(rsvi_log_h(eps_acc, shape_a))
     log_pi = (
         (shape_a - 1.0) * torch.log(h)
         - h

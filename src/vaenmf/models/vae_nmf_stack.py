@@ -51,7 +51,7 @@ from torch.nn import functional as F
 from torch.utils.data import RandomSampler
 
 from vaenmf.errors import ConfigError, DataError
-from vaenmf.models.gamma import kl_gamma, rsvi_boost
+from vaenmf.models.gamma import kl_gamma, marsaglia_tsang_accept, rsvi_boost, rsvi_log_h
 from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.batched import as_problems
 from vaenmf.nmf.fit import normalize_dictionary
@@ -499,10 +499,7 @@ def sample_gamma_stacked(
             eps = torch.randn(pending.numel(), generator=generators, dtype=dtype, device=device)
             u = torch.rand(pending.numel(), generator=generators, dtype=dtype, device=device)
         d = d_flat[pending]
-        base = 1.0 + eps * torch.rsqrt(9.0 * d)
-        positive = base > 0
-        v = torch.where(positive, base, torch.ones_like(base)) ** 3
-        accept = positive & (torch.log(u.clamp_min(tiny)) < 0.5 * eps * eps + d - d * v + d * torch.log(v))
+        accept = marsaglia_tsang_accept(eps, u, d)
         eps_flat[pending[accept]] = eps[accept]
         pending = pending[~accept]
         if per_model:
@@ -511,9 +508,7 @@ def sample_gamma_stacked(
         raise RuntimeError("Gamma accept-reject did not finish after 1000 rounds")
     eps_acc = eps_flat.reshape(K, batch, r)
 
-    d_a = shape_a - 1.0 / 3.0
-    log_base = torch.log1p(eps_acc * torch.rsqrt(9.0 * d_a))
-    log_z = torch.log(d_a) + 3.0 * log_base
+    log_z = rsvi_log_h(eps_acc, shape_a)
     if per_model:
         n_boosts = [int(boost_b[k, : counts[k]].max()) if counts[k] else 0 for k in range(K)]
     else:

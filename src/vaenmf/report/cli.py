@@ -10,7 +10,10 @@ paired differences VAE-NMF minus each other column, with 95% intervals; see :mod
 speech jobs scored on the test split, the same files with a ``_validation`` suffix for jobs scored on the
 validation split (the two are never mixed), ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
 ``fig2_vaf_summary.{png,pdf}`` (see :mod:`vaenmf.report.synergy`) for muscle-synergy jobs, and prints the path of
-every file written. Failed or missing jobs are shown in the
+every file written. When the jobs were logged to W&B (detected: a job folder holds ``wandb_run.json``;
+``--wandb`` / ``--no-wandb`` force it either way), a summary run in the jobs' group (``--wandb-group`` to choose)
+holds every table written as a ``wandb.Table`` and every figure (:func:`vaenmf.tracking.log_report_run`), and
+the ``wandb sync`` command of the offline runs is printed. Failed or missing jobs are shown in the
 tables, and problems with individual files are printed as warnings; a directory that does not exist or holds no
 ``metrics.json`` at all, or a bad option, prints one error line and exits with status 2.
 """
@@ -56,7 +59,51 @@ def _parser() -> argparse.ArgumentParser:
         "name (e.g. vae_nmf_mu); expected jobs without a result are marked missing. Default: the paper's four "
         "columns in every table",
     )
+    parser.add_argument(
+        "--wandb",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log a W&B summary run holding the report's tables and figures, in the jobs' group (default: when "
+        "the jobs were logged to W&B, i.e. a job folder holds wandb_run.json); offline unless the jobs ran online",
+    )
+    parser.add_argument(
+        "--wandb-group",
+        default=None,
+        metavar="GROUP",
+        help="the summary run's W&B group (default: the jobs' group, when they share one)",
+    )
     return parser
+
+
+def _summary_run(args: argparse.Namespace, jobs: Sequence, written: Sequence) -> int:
+    """Log the W&B summary run when asked or detected (see the module docstring); returns 0, or 1 when it was
+    asked for with ``--wandb`` and failed."""
+    from vaenmf.tracking import log_report_run, sync_command
+
+    try:
+        run = log_report_run(
+            [j.path for j in jobs],
+            written,
+            args.out,
+            force=args.wandb,
+            group=args.wandb_group,
+            sweeps=args.sweep_dirs,
+        )
+    except Exception as err:
+        level = "error" if args.wandb else "warning"
+        print(
+            f"{PROG}: {level}: the W&B summary run was not logged: {type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
+        return 1 if args.wandb else 0
+    if run is None:
+        return 0
+    where = f"saved offline in {run.folder}" if run.folder else f"logged {run.mode}"
+    print(f"{PROG}: W&B summary run (group {run.group}: {run.note}; {len(run.tables)} tables, "
+          f"{len(run.images)} figures) {where}")  # fmt: skip
+    if run.sync_folders:
+        print(f"{PROG}: upload the jobs' runs and the summary run with: {sync_command(run.sync_folders)}")
+    return 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -104,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{PROG}: read {len(jobs)} job(s) ({n_bad} failed or missing) from {', '.join(args.sweep_dirs)}")
     for path in written:
         print(f"wrote {path}")
-    return 0
+    return _summary_run(args, jobs, written)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -346,7 +346,16 @@ def load_jobs(roots: Sequence[str | os.PathLike[str]]) -> list[Job]:
         if not root.is_dir():
             raise DataError(f"sweep directory {root} does not exist or is not a directory")
         if next(root.rglob("metrics.json"), None) is None:
-            raise DataError(f"no metrics.json found under {root}; expected a Hydra sweep (or job) directory")
+            started = _job_dirs(root)
+            if started:
+                raise DataError(
+                    f"no metrics.json found under {root}: none of its {len(started)} job folder(s) has finished "
+                    "(still running, or killed before writing it; see the job logs)"
+                )
+            raise DataError(
+                f"no metrics.json found under {root}: the folder holds no jobs (expected a Hydra sweep or job "
+                "directory: <sweep>/<n>/metrics.json)"
+            )
         jobs.extend(_load_job(d) for d in _job_dirs(root))
     return sorted(jobs, key=lambda j: str(j.path))
 

@@ -6,9 +6,9 @@ logged, and a rerun only ever continuing the job that the folder holds.
 - **Same config only.** A folder that holds a job (its ``metrics.json``, or the ``config.yaml`` of a job that
   was killed before it finished) is continued only by a job with the same config hash: another config is
   refused with the keys that differ, before any work, so a checkpoint is never resumed under another config.
-- **Complete results kept.** A job whose ``metrics.json`` is complete (``status: ok``) is not run again (a
-  requeued task, or a rerun sweep, skips it); an attempt that fails or is interrupted never replaces a complete
-  ``metrics.json``.
+- **Complete results kept.** A job whose ``metrics.json`` is complete (``status: ok``) under the same code is not
+  run again (a requeued task, or a rerun sweep, skips it); an attempt that fails or is interrupted never replaces
+  a complete ``metrics.json``.
 - **Attempts.** Every attempt appends one line to ``attempts.jsonl`` (start, end, status, error, commit, config
   hash, host, pid), including refused ones.
 """
@@ -129,17 +129,21 @@ class JobDirectory:
             return None
         return container if isinstance(container, dict) else None
 
-    def previous_result(self, config: dict[str, Any]) -> dict[str, Any] | None:
+    def previous_result(self, config: dict[str, Any], git_commit: str | None = None) -> dict[str, Any] | None:
         """The complete result of this very job from an earlier attempt, or None when it must (re)run.
+
+        A complete result counts when it was computed by the same code (``git_commit``): after a code change the
+        job runs again (its stages refit, their fingerprints include the code) and its new result replaces the old.
 
         Args:
             config: The job's resolved config (as recorded in metrics.json).
+            git_commit: The code's commit (None: any).
+
+        Every rank of a DDP job reads it (only rank 0 writes), so that all of them skip, refuse or run alike.
 
         Raises:
             ConfigError: If the folder holds a job with another config (the differing keys are listed).
         """
-        if not self.enabled:
-            return None
         metrics = self._read_metrics()
         recorded = self._recorded_config(metrics)
         if recorded is None:
@@ -157,9 +161,9 @@ class JobDirectory:
                 "belong to that config. Rerun it with the same config to resume it, or give this job another "
                 "folder (hydra.run.dir=...), or delete the folder to start afresh"
             )
-        if metrics is not None and metrics.get("status") == "ok":
-            return metrics
-        return None
+        complete = metrics is not None and metrics.get("status") == "ok"
+        same_code = git_commit is None or (metrics or {}).get("git_commit") == git_commit
+        return metrics if complete and same_code else None
 
     # ----------------------------------------------------------------------------------------- record
     def record(self, metrics: dict[str, Any]) -> bool:

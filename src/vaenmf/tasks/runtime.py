@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import warnings
 from collections.abc import Iterable, Iterator
@@ -16,11 +17,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from vaenmf.atomic import save_torch_atomic
-from vaenmf.callbacks import StageState
+from vaenmf.callbacks import EpochProgressBar, StageState
 from vaenmf.errors import ConfigError
 from vaenmf.systems.multiplicative import require_single_process
 
@@ -39,6 +40,8 @@ NON_SCIENTIFIC_KEYS = (
     "task_name",
     "cache_dictionaries",
     "torch_threads",
+    "scoring_workers",
+    "cache_input_scores",
 )
 
 
@@ -210,6 +213,61 @@ for _message in (
     warnings.filterwarnings("ignore", message=_message)
 
 
+class LightningChatter(logging.Filter):
+    """Drops what Lightning logs at every ``Trainer`` and every ``fit`` that says nothing about this job.
+
+    A job builds one Trainer per stage (two dictionaries, the encoder, the DRNN, DNMF's bases), and a synergy job
+    one per movement without the batched path; Lightning logs at each:
+
+    * the device lines ("GPU available: False, used: False", "TPU available: ...", "HPU available: ...",
+      "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: ..."): kept the first time in a process, dropped afterwards;
+    * a tip to install litlogger, and "`Trainer.fit` stopped: `max_epochs=...` reached." (the stage ends where its
+      config says), and "`Trainer(limit_val_batches=1.0)` was configured so 100% of the batches will be used":
+      always dropped.
+
+    Anything else (warnings, errors, "stopped" for another reason) passes.
+    """
+
+    ONCE = ("GPU available:", "TPU available:", "HPU available:", "LOCAL_RANK:")
+    NEVER = ("💡 Tip:", "`Trainer.fit` stopped: `max_epochs=", "was configured so 100% of the batches")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(text in message for text in self.NEVER):
+            return False
+        for prefix in self.ONCE:
+            if message.startswith(prefix):
+                if message in self.seen:
+                    return False
+                self.seen.add(message)
+        return True
+
+
+LIGHTNING_CHATTER = LightningChatter()
+#: Where Lightning's rank-zero messages (device lines, tips, "fit stopped") are logged.
+LIGHTNING_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+def quiet_lightning() -> None:
+    """Install :class:`LightningChatter` on Lightning's loggers (once per process; idempotent)."""
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if LIGHTNING_CHATTER not in logger.filters:
+            logger.addFilter(LIGHTNING_CHATTER)
+
+
+quiet_lightning()
+
+
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
     """Run the body with one torch intra-op thread and one BLAS thread, then restore both.
@@ -232,25 +290,56 @@ def single_threaded() -> Iterator[None]:
 class JobContext:
     """Per-job state shared by the stages of one task: output directory, loggers, trainer construction.
 
-    One W&B run per job is shared by every stage (metrics are prefixed by stage); CSV loggers get one folder
-    per stage so that each ``trainer.fit`` writes its own ``metrics.csv``.
+    One W&B run per job is shared by every stage (:class:`vaenmf.tracking.WandbJob`: grouped by sweep, named and
+    tagged by the job, metrics under ``<stage>/`` keys, a synergy movement's under ``movement/``); CSV loggers
+    get one folder per stage so that each ``trainer.fit`` writes its own ``metrics.csv``.
     """
 
     def __init__(self, cfg: DictConfig, output_dir: Path) -> None:
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self._shared_loggers: dict[str, Any] = {}
+        self._wandb: dict[str, Any] = {}
+
+    def _logger_configs(self) -> Iterator[tuple[str, DictConfig]]:
+        for name, logger_cfg in (self.cfg.get("logger") or {}).items():
+            if logger_cfg is not None and "_target_" in logger_cfg:
+                yield str(name), logger_cfg
+
+    def wandb(self) -> Any:
+        """The job's :class:`vaenmf.tracking.WandbJob` (its W&B run, created on first use), or None when no W&B
+        logger is configured."""
+        from vaenmf.tracking import is_wandb_config
+
+        for name, logger_cfg in self._logger_configs():
+            if is_wandb_config(logger_cfg):
+                return self._wandb_job(name, logger_cfg)
+        return None
+
+    def _wandb_job(self, name: str, logger_cfg: DictConfig) -> Any:
+        from vaenmf.tracking import WandbJob
+
+        if name not in self._wandb:
+            self._wandb[name] = WandbJob(logger_cfg, self.cfg, self.output_dir)
+        return self._wandb[name]
 
     def loggers(self, stage: str) -> list[Any]:
+        """The experiment loggers of one stage: a CSV logger of its own, the job's shared W&B run, others shared."""
+        from vaenmf.tracking import is_wandb_config
+
         loggers = []
-        for name, logger_cfg in (self.cfg.get("logger") or {}).items():
-            if logger_cfg is None or "_target_" not in logger_cfg:
-                continue
+        for name, logger_cfg in self._logger_configs():
             target = str(logger_cfg._target_)
             if target.endswith("CSVLogger"):
                 loggers.append(instantiate(logger_cfg, version=stage))
+            elif is_wandb_config(logger_cfg):
+                loggers.append(self._wandb_job(name, logger_cfg).stage_logger(stage))
             else:
                 if name not in self._shared_loggers:
+                    if target.endswith("WandbLogger"):
+                        # W&B prints every run's history and summary (40 lines a job) unless quiet; the numbers
+                        # are in metrics.json and the run folder. WANDB_QUIET=false brings them back.
+                        os.environ.setdefault("WANDB_QUIET", "true")
                     self._shared_loggers[name] = instantiate(logger_cfg)
                 loggers.append(self._shared_loggers[name])
         return loggers
@@ -381,11 +470,18 @@ class JobContext:
         period = max(1, min(int(checkpoint_every or max_epochs or 1), max(1, max_epochs)))
         plugins = [*(instantiate(p) for p in self.cfg.trainer.get("plugins") or ()), AtomicCheckpointIO()]
         trainer_cfg = {key: value for key, value in self.cfg.trainer.items() if key != "plugins"}
+        callbacks = [*self.callbacks(stage, period), *extra_callbacks]
+        # One bar per stage, advanced per epoch, instead of Lightning's bar per epoch redrawn at every batch.
+        if trainer_cfg.get("enable_progress_bar", True) and not any(
+            isinstance(cb, ProgressBar) for cb in callbacks
+        ):
+            callbacks.append(EpochProgressBar(stage))
+        quiet_lightning()
         trainer = instantiate(
             OmegaConf.create(trainer_cfg),
             max_epochs=max_epochs,
             logger=self.loggers(stage) or False,
-            callbacks=[*self.callbacks(stage, period), *extra_callbacks],
+            callbacks=callbacks,
             default_root_dir=str(self.output_dir),
             plugins=plugins,
             **overrides,
@@ -412,7 +508,12 @@ class JobContext:
             logger.log_metrics(metrics)
             logger.save()
 
-    def finish(self) -> None:
+    def finish(self, status: str = "ok") -> None:
+        """End the job's loggers: finish its W&B run (exit code 0 when ``status`` is ``ok``; the ``wandb sync``
+        command of an offline run is logged) and finalise the others."""
         for logger in self._shared_loggers.values():
-            logger.finalize("success")
+            logger.finalize("success" if status == "ok" else "failed")
         self._shared_loggers.clear()
+        for wandb_job in self._wandb.values():
+            wandb_job.finish(status)
+        self._wandb.clear()

@@ -14,21 +14,23 @@ import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
-from tqdm.auto import tqdm
 
+from vaenmf.callbacks import progress_bar
 from vaenmf.data.features import magnitude_phase, resynthesise
 from vaenmf.data.speech import EVAL_SPLITS
 from vaenmf.errors import ConfigError
-from vaenmf.metrics import score_utterance
+from vaenmf.metrics.pool import InputScoreCache, ScoringPool, scoring_workers
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
 from vaenmf.tasks.runtime import JobContext, single_threaded
 from vaenmf.tasks.separators import MaskBases, Separator, build_dnn_separator, build_mu_separator
+from vaenmf.tracking import log_speech_results
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ def build_speech_separator(
     datamodule: Any,
     timings: dict[str, float] | None = None,
     dictionaries: dict[str, dict[str, float]] | None = None,
+    cpu_timings: dict[str, float] | None = None,
 ) -> Separator:
     """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks.
 
@@ -85,15 +88,18 @@ def build_speech_separator(
 
     Stage times go into ``timings`` (seconds): ``dictionaries`` and ``separator`` (the DNMF reconstruction
     bases, the encoding DNN or the DRNN; for MU activations the time to set them up); what the dictionary fits
-    report (e.g. VAE-NMF's final negative-weight fraction and mass) into ``dictionaries`` (``speech``, ``noise``).
+    report (e.g. VAE-NMF's final negative-weight fraction and mass) into ``dictionaries`` (``speech``, ``noise``);
+    the CPU seconds of this process for the same stages into ``cpu_timings``.
     """
     timings = {} if timings is None else timings
-    start = time.perf_counter()
+    cpu_timings = {} if cpu_timings is None else cpu_timings
+    start, cpu_start = time.perf_counter(), time.process_time()
     if "network" in cfg:
         from vaenmf.tasks.drnn import build_drnn_separator
 
         separator = build_drnn_separator(cfg.network, job, datamodule, int(cfg.seed))
         timings["separator"] = time.perf_counter() - start
+        cpu_timings["separator"] = time.process_time() - cpu_start
         return separator
     if "reconstruction" in cfg:
         from vaenmf.tasks.dnmf import check_reconstruction_config
@@ -113,7 +119,8 @@ def build_speech_separator(
     if dictionaries is not None:
         dictionaries.update(speech=speech_stats, noise=noise_stats)
     timings["dictionaries"] = time.perf_counter() - start
-    start = time.perf_counter()
+    cpu_timings["dictionaries"] = time.process_time() - cpu_start
+    start, cpu_start = time.perf_counter(), time.process_time()
     mask_bases = None
     if "reconstruction" in cfg:
         from vaenmf.tasks.dnmf import train_reconstruction_bases
@@ -123,7 +130,81 @@ def build_speech_separator(
         )
     separator = build_activation_estimator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
     timings["separator"] = time.perf_counter() - start
+    cpu_timings["separator"] = time.process_time() - cpu_start
     return separator
+
+
+def enhance_and_score(
+    separator: Separator,
+    test_sets: dict[Any, list[Any]],
+    workers: int = 0,
+    timings: dict[str, Any] | None = None,
+    input_cache: InputScoreCache | None = None,
+) -> list[dict[str, Any]]:
+    """Enhance every test mixture and score it: one row per mixture, in the order of ``test_sets``.
+
+    The mixtures are enhanced in this process, one torch and BLAS thread (the separator's small products gain
+    nothing from a thread pool); the scores (BSS Eval, PESQ, STOI of the estimate and of the input,
+    :func:`~vaenmf.metrics.score_utterance`) are computed by a :class:`~vaenmf.metrics.pool.ScoringPool` of
+    ``workers`` processes while the next mixtures are enhanced, or here when ``workers`` is 0. The input's
+    scores (the unprocessed mixture's, the same for every method) come from ``input_cache`` when another job
+    scored these mixtures already, and go there otherwise. The rows are the same either way.
+
+    Args:
+        separator: Noisy magnitude ``(F, T)`` -> speech magnitude ``(F, T)``.
+        test_sets: ``{snr: [mixture, ...]}`` (``vaenmf.data.speech.Mixture``: ``mixture``, ``speech``, ``noise``
+            waveforms, ``sr``, ``name``, ``utterance``, ``noise_kind``).
+        workers: Scoring processes (0: score in this process).
+        timings: When given, receives ``workers``, ``enhance_cpu_s`` (CPU seconds spent enhancing, in this
+            process), ``score_cpu_s`` (CPU seconds spent scoring, in the workers or here) and
+            ``input_scores_cached`` (whether the input's scores came from the cache).
+        input_cache: Where the inputs' scores are shared between jobs (None: always computed).
+
+    Returns:
+        ``{"utterance", "speech_utterance", "snr", "noise", <score keys>}`` per mixture.
+    """
+    mixtures = [(snr, mixture) for snr, group in test_sets.items() for mixture in group]
+    key = input_cache.key([m for _, m in mixtures]) if input_cache is not None else None
+    cached = input_cache.load(key, len(mixtures)) if input_cache is not None and key is not None else None
+    enhance_cpu = 0.0
+
+    def enhanced() -> Iterator[tuple[dict[str, Any], tuple[Any, ...], Any]]:
+        nonlocal enhance_cpu
+        for i, (snr, mixture) in enumerate(mixtures):
+            begin = time.process_time()
+            mag, phase = magnitude_phase(mixture.mixture)
+            with torch.no_grad():
+                speech_mag = separator(mag)
+            estimate = resynthesise(speech_mag.to(mag.dtype), phase, mixture.mixture.shape[-1])
+            enhance_cpu += time.process_time() - begin
+            row = {
+                "utterance": mixture.name,
+                "speech_utterance": mixture.utterance,
+                "snr": float(snr),
+                "noise": mixture.noise_kind,
+            }
+            waveforms = (mixture.speech, mixture.noise, estimate, mixture.mixture, mixture.sr)
+            yield row, waveforms, (cached[i] if cached is not None else None)
+
+    rows: list[dict[str, Any]] = []
+    with (
+        single_threaded(),
+        ScoringPool(workers) as pool,
+        progress_bar(total=len(mixtures), desc="enhance+score", unit="utt") as progress,
+    ):
+        for row, scores in pool.imap(enhanced()):
+            rows.append({**row, **scores})
+            progress.update()
+        if input_cache is not None and key is not None and cached is None:
+            input_cache.save(key, pool.input_parts)
+        if timings is not None:
+            timings.update(
+                workers=workers,
+                enhance_cpu_s=enhance_cpu,
+                score_cpu_s=pool.score_cpu_s,
+                input_scores_cached=cached is not None,
+            )
+    return rows
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -167,42 +248,30 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         raise ConfigError(f"noise must be one of {list(NOISE_CONDITIONS)}, got {cfg.noise!r}")
     # Before anything is fitted: a bad value costs nothing.
     eval_split = eval_split_of(cfg)
+    workers = scoring_workers(cfg.get("scoring_workers"))
     timings: dict[str, float] = {}
-    start = time.perf_counter()
+    cpu_timings: dict[str, float] = {}
+    start, cpu_start = time.perf_counter(), time.process_time()
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
+    cpu_timings["data"] = time.process_time() - cpu_start
 
     dictionaries: dict[str, dict[str, float]] = {}
-    separator = build_speech_separator(cfg, job, datamodule, timings, dictionaries)
+    separator = build_speech_separator(cfg, job, datamodule, timings, dictionaries, cpu_timings)
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
         return {"rank": int(rank_zero_only.rank)}
 
-    start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    test_sets = datamodule.evaluation_mixtures(eval_split)
-    total = sum(len(v) for v in test_sets.values())
-    with single_threaded(), tqdm(total=total, desc="enhance+score", unit="utt", leave=False) as progress:
-        for snr, mixtures in test_sets.items():
-            for mixture in mixtures:
-                mag, phase = magnitude_phase(mixture.mixture)
-                with torch.no_grad():
-                    speech_mag = separator(mag)
-                estimate = resynthesise(speech_mag.to(mag.dtype), phase, mixture.mixture.shape[-1])
-                scores = score_utterance(mixture.speech, mixture.noise, estimate, mixture.mixture, mixture.sr)
-                rows.append(
-                    {
-                        "utterance": mixture.name,
-                        "speech_utterance": mixture.utterance,
-                        "snr": float(snr),
-                        "noise": mixture.noise_kind,
-                        **scores,
-                    }
-                )
-                progress.update()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    scoring: dict[str, Any] = {}
+    input_cache = (
+        InputScoreCache(job.cfg.paths.cache_dir + "/input_scores") if cfg.get("cache_input_scores") else None
+    )
+    rows = enhance_and_score(separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache)
     timings["enhance_and_score"] = time.perf_counter() - start
+    cpu_timings["enhance_and_score"] = time.process_time() - cpu_start
 
     summary = summarise(rows)
     for snr, entry in summary.items():
@@ -218,7 +287,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
             entry["stoi"],
             entry["n_utterances"],
         )
-    job.log_summary({f"{eval_split}/{snr}/{k}": v for snr, e in summary.items() for k, v in e.items()})
+    log_speech_results(job, summary, rows)  # <split>/<snr>/<metric>; W&B tables snr_summary, utterances
     return {
         "corpus": str(cfg.data.get("corpus", "demo")),
         "eval_split": eval_split,
@@ -226,4 +295,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "rows": rows,
         "dictionaries": dictionaries,
         "timings_s": timings,
+        # CPU seconds of the job's process per stage (all its threads; not the scoring workers, see ``scoring``).
+        "cpu_timings_s": cpu_timings,
+        "scoring": scoring,
     }

@@ -38,6 +38,7 @@ from vaenmf.nmf.batched import fit_activations_batched, nmf_batched
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.dictionary import fit_statistics, train_dictionary_system
 from vaenmf.tasks.runtime import JobContext, fingerprint, seed_stage, single_threaded, training_length
+from vaenmf.tracking import log_synergy_results, log_training_history
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _fit_one(
 
 
 def _fit_batched(
-    cfg: DictConfig, job: JobContext, data: list[tuple[torch.Tensor, ...]]
+    cfg: DictConfig, job: JobContext, data: list[tuple[torch.Tensor, ...]], labels: list[tuple[int, int]]
 ) -> list[tuple[torch.Tensor, dict[str, float], dict[str, dict[str, Any]]]]:
     """Every movement of the job as one batched computation (``synergy.batched=true``, the default).
 
@@ -228,6 +229,7 @@ def _fit_batched(
         for split, Xs in (("train", train), ("test", test)):
             posteriors[split] = [(a, b, decoders[k]) for k, (a, b) in enumerate(fit.posterior(Xs))]
         stats = [fit_statistics(fit.model(k)) for k in range(len(data))]
+        log_training_history(job, "stack", fit.history, fit.metric_names, labels)  # W&B: stack/<metric>_mean
     W_list = [W_all[k] for k in range(len(data))]
     activations = {
         split: fit_activations_batched(
@@ -304,7 +306,7 @@ def _fit_all(
     if todo and bool(cfg.synergy.batched):
         log.info("fitting rank-%d %s synergies of %d movements in one batched computation",
                  cfg.dictionary.rank, cfg.dictionary.name, len(todo))  # fmt: skip
-        fits: Any = _fit_batched(cfg, job, data)
+        fits: Any = _fit_batched(cfg, job, data, todo)
     else:
         fits = (
             _fit_one(cfg, job, f"s{s}_m{m}", d) for (s, m), d in zip(tqdm(todo, desc="synergies", unit="movement",
@@ -371,6 +373,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
             )
     if "synergy_recovery" in summary:
         log.info("synergy recovery (matched cosine): mean %.3f", summary["synergy_recovery"]["mean"])
+    log_synergy_results(job, results, job.output_dir / "figure_emg.npz")  # W&B: movements, figure2/movement
     job.log_summary(
         {
             f"vaf/{k}": v["vaf_mean"]
