@@ -11,14 +11,18 @@ SEEDS ?= 0
 # Extra overrides for scripts/reproduce.py, e.g. ARGS="speech:data.n_test_utterances=4 seed=1".
 ARGS ?=
 PYTEST_ARGS ?=
+# Options of scripts/studies.py (`make studies`), e.g. STUDIES_ARGS="--only drnn_epochs --seeds 0,1" or "--list".
+STUDIES_ARGS ?=
 
 export WANDB_ERROR_REPORTING := false
 
-.PHONY: install reproduce test test-slow test-realdata test-cluster bench lint format clean help
+.PHONY: install reproduce studies test test-slow test-realdata test-cluster bench lint format clean help
 
 help:
 	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
 	@echo "                 SEEDS=0,1,2: every job once per seed; ARGS='--dry-run' prints the commands only"
+	@echo "make studies     every study that chooses a default, scored on the validation split / held-out repetitions"
+	@echo "                 -> outputs/studies/<name>/table.md; STUDIES_ARGS='--list', '--only NAME', '--seeds 0,1'"
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
 	@echo "make test-cluster  launcher=slurm on a throwaway single-node SLURM cluster (root; installs slurm-wlm, munge)"
@@ -38,6 +42,9 @@ install: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --out $(OUT) --seeds $(SEEDS) $(ARGS)
+
+studies: $(STAMP)
+	$(BIN)/python scripts/studies.py $(STUDIES_ARGS)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(PYTEST_ARGS)
