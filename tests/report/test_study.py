@@ -126,6 +126,8 @@ def test_every_job_of_the_folder_counts_for_the_split_also_a_crashed_one(tmp_pat
     (crashed / ".hydra" / "overrides.yaml").write_text(
         "- method=vae_nmf\n- noise=factory\n- seed=2\n- eval_split=test\n"
     )
+    with pytest.raises(DataError, match="1 job.*test split .*crashed"):  # no config: in no row, still counted
+        study_rows(load_jobs([root]), [KEY], require_split="validation")
     (crashed / "config.yaml").write_text(yaml.safe_dump({"task": "speech", **_config("gaussian")}))
     with pytest.raises(DataError, match="1 job.*test split .*crashed"):
         study_rows(load_jobs([root]), [KEY], require_split="validation")
