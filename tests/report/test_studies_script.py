@@ -78,6 +78,37 @@ def test_every_study_covers_the_readme_and_runs_through_study_py(studies):
     assert "study.run(" in source and "study.hydra_command(" in source and "study.parse_args(" in source
 
 
+@pytest.mark.parametrize("seeds", ["0", "0,1,2"])
+def test_no_study_can_score_the_test_split_or_a_test_repetition(studies, tmp_path, seeds):
+    """For every study: its command ends with the split (speech) or the repetitions (synergy), and nothing in it
+    sets eval_split but that last override, nor fits on or scores repetition 2, 5 or 10."""
+    study = studies.study
+    for spec in studies.STUDIES:
+        args = studies.study_args(spec, tmp_path, seeds=seeds, jobs=2)
+        command = study.hydra_command(args)
+        last = list(study.LAST_OVERRIDES[spec.task])
+        assert command[-len(last) :] == last, spec.name
+        overrides = [_key_value(item) for item in command[4:]]
+        splits = [
+            (i, value) for i, (key, value, _) in enumerate(overrides) if key.split(".")[-1] == "eval_split"
+        ]
+        tasks = [value for key, value, _ in overrides if key == "task"]
+        if spec.task == "speech":
+            assert splits == [(len(overrides) - 1, "validation")], spec.name
+            assert tasks == [] and not any("repetitions" in key for key, _, _ in overrides), spec.name
+        else:
+            assert splits == [] and tasks == ["synergy"], spec.name
+            fitted = [_repetitions(v) for key, v, _ in overrides if key.split(".")[-1] == "train_repetitions"]
+            scored = [_repetitions(v) for key, v, _ in overrides if key.split(".")[-1] == "test_repetitions"]
+            assert fitted == [{1, 3, 4, 6, 7}] and scored == [{8, 9}], spec.name
+            assert not (fitted[0] | scored[0]) & TEST_REPETITIONS and not fitted[0] & scored[0]
+        assert all(values == ["validation"] for key, _, values in overrides if "split" in key), spec.name
+        assert not any(key.split(".")[0] == "experiment" for key, _, _ in overrides), spec.name
+        # What the study itself varies and fixes is none of that.
+        for item in [*args.vary, *args.set]:
+            assert study.protected(item) is None, (spec.name, item)
+
+
 def test_every_current_default_is_in_its_grid(studies, tmp_path):
     """Each table marks the current default and compares every row with it: conf/'s value must be a grid value."""
     for spec in studies.STUDIES:
@@ -88,6 +119,13 @@ def test_every_current_default_is_in_its_grid(studies, tmp_path):
         "reconstruction.system.beta": "1",
         "activations.mask_power": "2",
     }
+
+
+@pytest.mark.parametrize("bad", ["eval_split=test", "+data.test_repetitions=[2,5,10]", "task=synergy"])
+def test_studies_refuses_an_override_that_would_score_test_data(studies, tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        studies.main(["--out", str(tmp_path), "--only", "nmf_mu_iterations", "--set", bad, "--dry-run"])
+    assert exc.value.code == 2 and "cannot be set" in capsys.readouterr().err
 
 
 def test_list_only_and_dry_run(studies, tmp_path, capsys):
