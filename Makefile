@@ -14,14 +14,18 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist): the suite's tests are mostly single-threaded subprocesses, so one per core; 0 runs
 # them in this process.
 TEST_WORKERS ?= 2
+# Options of scripts/studies.py (`make studies`), e.g. STUDIES_ARGS="--only drnn_epochs --seeds 0,1" or "--list".
+STUDIES_ARGS ?=
 
 export WANDB_ERROR_REPORTING := false
 
-.PHONY: install reproduce test test-slow test-realdata test-cluster bench lint format clean help
+.PHONY: install reproduce studies test test-slow test-realdata test-cluster bench lint format clean help
 
 help:
 	@echo "make reproduce   run the whole study on the demo corpora (or DATA_ROOT=/path for the real corpora) -> $(OUT)"
 	@echo "                 SEEDS=0,1,2: every job once per seed; ARGS='--dry-run' prints the commands only"
+	@echo "make studies     every study that chooses a default, scored on the validation split / held-out repetitions"
+	@echo "                 -> outputs/studies/<name>/table.md; STUDIES_ARGS='--list', '--only NAME', '--seeds 0,1'"
 	@echo "make test        fast test suite (CPU, a few minutes)"
 	@echo "make test-slow   slow statistical and end-to-end tests"
 	@echo "make test-cluster  launcher=slurm on a throwaway single-node SLURM cluster (root; installs slurm-wlm, munge)"
@@ -41,6 +45,9 @@ install: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --out $(OUT) --seeds $(SEEDS) $(ARGS)
+
+studies: $(STAMP)
+	$(BIN)/python scripts/studies.py $(STUDIES_ARGS)
 
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
