@@ -98,6 +98,15 @@ STUDIES: tuple[Study, ...] = (
         extra=NEGATIVE_WEIGHTS,
     ),
     Study(
+        "vae_likelihood_sampler_dnn",
+        "VAE-NMF's likelihood and Gamma sampler with the encoding DNN's activations (the paper's VAE-NMF column)",
+        "vae_nmf",
+        (
+            "dictionary.system.likelihood=gaussian,poisson,exponential",
+            "dictionary.system.sampler=rsvi,implicit",
+        ),
+    ),
+    Study(
         "vae_noise_var",
         "VAE-NMF's Gaussian observation variance sigma^2 (MU activations)",
         "vae_nmf_mu",

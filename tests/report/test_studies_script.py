@@ -49,6 +49,7 @@ def _repetitions(text: str) -> set[int]:
 def test_every_study_covers_the_readme_and_runs_through_study_py(studies):
     assert [s.name for s in studies.STUDIES] == [
         "vae_likelihood_sampler",
+        "vae_likelihood_sampler_dnn",
         "vae_noise_var",
         "vae_penalty_speech",
         "vae_penalty_synergy",
