@@ -117,7 +117,7 @@ def test_every_current_default_is_in_its_grid(studies, tmp_path):
         reference = studies.study.reference_of(args)
         assert set(reference) == set(studies.study.varied_keys(args)), spec.name
     assert studies.study.reference_of(studies.study_args(studies.BY_NAME["dnmf_beta_mask"], tmp_path)) == {
-        "reconstruction.system.beta": "1",
+        "reconstruction.system.beta": "2",
         "activations.mask_power": "2",
     }
 
