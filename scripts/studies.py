@@ -144,7 +144,13 @@ STUDIES: tuple[Study, ...] = (
         "nmf_mu_iterations",
         "NMF's multiplicative updates per dictionary",
         "nmf",
-        ("dictionary.mu_iterations=100,200,400",),
+        ("dictionary.mu_iterations=50,100,200,400",),
+    ),
+    Study(
+        "nmf_mu_iterations_dnmf",
+        "NMF's multiplicative updates per dictionary, as DNMF's analysis bases",
+        "dnmf",
+        ("dictionary.mu_iterations=50,100,200",),
     ),
 )
 BY_NAME = {s.name: s for s in STUDIES}

@@ -57,6 +57,7 @@ def test_every_study_covers_the_readme_and_runs_through_study_py(studies):
         "dnmf_iterations",
         "drnn_epochs",
         "nmf_mu_iterations",
+        "nmf_mu_iterations_dnmf",
     ]
     source = (REPO_ROOT / "scripts" / "studies.py").read_text()
     tree = ast.parse(source)
