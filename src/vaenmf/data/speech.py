@@ -50,6 +50,7 @@ from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
 from vaenmf.data.noisex import find_noise_file
 from vaenmf.data.records import Mixture, SpeechItem
+from vaenmf.data.shortfalls import shortfall
 from vaenmf.data.splits import (
     SpeakerPools,
     balanced_subset,
@@ -58,6 +59,7 @@ from vaenmf.data.splits import (
     timit_pools,
 )
 from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
+from vaenmf.data.timit import CORE_TEST_SPEAKERS, CORE_TEST_UTTERANCES, DEV_UTTERANCES, TRAIN_SPEAKERS
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
@@ -304,6 +306,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 f"empty split: {len(self._dict_items)} dictionary, {len(self._train_items)} training and "
                 f"{len(self._test_items)} test utterances"
             )
+        self._shortfalls = self._corpus_shortfalls(pools)
 
         self.noises = noises
         self.noise_bounds: dict[str, tuple[int, int]] = {}
@@ -317,6 +320,55 @@ class SpeechDataModule(pl.LightningDataModule):
         self.noise_split = {k: a for k, (a, _) in self.noise_bounds.items()}
         self._cache.clear()
         self._ready = True
+
+    def _corpus_shortfalls(self, pools: SpeakerPools) -> dict[str, list[dict[str, object]]]:
+        """What the corpus gives fewer of than the job asks (:mod:`vaenmf.data.shortfalls`), by where it counts:
+        ``corpus`` (every job), ``test`` and ``validation`` (a job scoring that split); the dictionary frames are
+        added under ``frames`` when they are drawn."""
+        out: dict[str, list[dict[str, object]]] = {"corpus": [], "test": [], "validation": [], "frames": []}
+        if self.corpus != "timit":
+            return out  # the demo's sizes are its config's: explicit counts are met or refused in setup()
+        root = str(self._roots()[0])
+        has_core = any(it.speaker.upper() in CORE_TEST_SPEAKERS for it in pools.test)
+        for split, asked, where, count in (
+            ("test", CORE_TEST_UTTERANCES, "TIMIT core test set", self.n_test_utterances),
+            ("validation", DEV_UTTERANCES, "TIMIT development set", self.n_validation_utterances),
+        ):
+            got = len(self._eval_items[split])
+            if count is None and got < asked:
+                if split == "test" and not has_core:
+                    where = "no TIMIT core test set: speakers of the copy's own"
+                out[split].append(shortfall(f"{split} utterances", asked, got, where, source=root))
+        speakers = {it.speaker for it in (*pools.dictionary, *pools.training)}
+        if len(speakers) < TRAIN_SPEAKERS:
+            out["corpus"].append(
+                shortfall(
+                    "dictionary and training speakers",
+                    TRAIN_SPEAKERS,
+                    len(speakers),
+                    "TIMIT TRAIN",
+                    source=root,
+                )
+            )
+        return out
+
+    def shortfalls(self, eval_split: str | None = None) -> list[dict[str, object]]:
+        """Everything the job asked for and the data gave fewer of, so far (:mod:`vaenmf.data.shortfalls`).
+
+        The corpus-level shortfalls (TIMIT: fewer TRAIN speakers than the 462), those of the dictionary frames
+        drawn so far (:meth:`speech_dictionary_frames`, :meth:`noise_dictionary_frames`: a job that fits no
+        dictionary has none) and those of the scored split.
+
+        Args:
+            eval_split: The split the job scores (``validation``/``test``), or None for neither.
+
+        Returns:
+            Entries ``{"what", "asked", "got", "unit", "where", ...}``, empty when nothing fell short.
+        """
+        self._check_ready()
+        parts = self._shortfalls
+        split = parts.get(eval_split, []) if eval_split is not None else []
+        return [*parts["corpus"], *split, *parts["frames"]]
 
     def _check_ready(self) -> None:
         if not self._ready:
@@ -393,10 +445,20 @@ class SpeechDataModule(pl.LightningDataModule):
                     break
             X = select_frames(torch.cat(mats, dim=1), self.dict_speech_frames, rng)
             if X.shape[1] < self.dict_speech_frames:
-                log.info(
+                log.warning(
                     "speech dictionary: only %d non-silent frames available (asked %d)",
                     X.shape[1],
                     self.dict_speech_frames,
+                )
+                self._shortfalls["frames"].insert(
+                    0,
+                    shortfall(
+                        "speech dictionary",
+                        self.dict_speech_frames,
+                        X.shape[1],
+                        "dictionary speakers",
+                        "frames",
+                    ),
                 )
             self._cache["speech_frames"] = X
         return self._cache["speech_frames"]  # type: ignore[return-value]
@@ -428,11 +490,21 @@ class SpeechDataModule(pl.LightningDataModule):
                     mag, counts[k], stream_rng(self.seed, _S_DICT_NOISE, NOISE_CHOICES.index(k))
                 )
                 if X.shape[1] < counts[k]:
-                    log.info(
+                    log.warning(
                         "%s noise dictionary: only %d frames in the training part (asked %d)",
                         k,
                         X.shape[1],
                         counts[k],
+                    )
+                    self._shortfalls["frames"].append(
+                        shortfall(
+                            "noise dictionary",
+                            counts[k],
+                            X.shape[1],
+                            k,
+                            "frames",
+                            source=self.noise_sources[k],
+                        )
                     )
                 per_kind[k] = X
             self._cache["noise_frames_by_kind"] = per_kind

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vaenmf.data.shortfalls import summarise_shortfalls
 from vaenmf.errors import ConfigError
 from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches
 from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
@@ -303,6 +304,9 @@ def _header(jobs: Sequence[Job], seeds: Sequence[int | None], eval_split: str) -
         lines.append(f"Corpus: {corpus}{kind}")
     else:
         lines.append("Corpus: MIXED " + ", ".join(f"{c} ({k} jobs)" for c, k in sorted(corpora.items())))
+    short = summarise_shortfalls(j.shortfalls for j in jobs if j.status == "ok")
+    if short:
+        lines.append(short)
     lines.append("Seeds: " + (", ".join("?" if s is None else str(s) for s in seeds) or "none"))
     commits = Counter((j.git_commit or "unknown") for j in jobs if j.metrics_file is not None)
     lines.append(

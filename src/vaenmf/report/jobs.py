@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaenmf.data.shortfalls import parse_shortfalls
 from vaenmf.errors import DataError
 from vaenmf.jobfile import SCHEMA_VERSION
 
@@ -66,6 +67,8 @@ class Job:
             when not recorded).
         git_commit, config_hash, corpus: Provenance, when recorded.
         summary: SNR label (``"-5"``, ``"0"``, ...) -> metric -> mean over utterances.
+        shortfalls: What the job's data gave fewer of than it asked (``metrics.json``'s ``shortfalls``,
+            :mod:`vaenmf.data.shortfalls`; empty when nothing, or in files written before the key existed).
         data: The parsed metrics.json (empty when unreadable), for other reports.
     """
 
@@ -84,6 +87,7 @@ class Job:
     config_hash: str | None = None
     corpus: str | None = None
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    shortfalls: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     mtime: float = 0.0
 
@@ -291,6 +295,7 @@ def _load_job(job_dir: Path) -> Job:
         config_hash=get("config_hash"),
         corpus=get("corpus") or ident["corpus"],
         summary=_parse_summary(data.get("summary")),
+        shortfalls=parse_shortfalls(data.get("shortfalls")),
         data=data,
         mtime=mtime,
     )

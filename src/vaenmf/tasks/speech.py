@@ -24,6 +24,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from vaenmf.callbacks import progress_bar
 from vaenmf.data.features import magnitude_phase, resynthesise
+from vaenmf.data.shortfalls import shortfall_text
 from vaenmf.data.speech import EVAL_SPLITS
 from vaenmf.errors import ConfigError
 from vaenmf.metrics.pool import InputScoreCache, ScoringPool, scoring_workers
@@ -269,11 +270,16 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     input_cache = (
         InputScoreCache(job.cfg.paths.cache_dir + "/input_scores") if cfg.get("cache_input_scores") else None
     )
-    rows = enhance_and_score(separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache)
+    rows = enhance_and_score(
+        separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache
+    )
     timings["enhance_and_score"] = time.perf_counter() - start
     cpu_timings["enhance_and_score"] = time.process_time() - cpu_start
 
     summary = summarise(rows)
+    shortfalls = datamodule.shortfalls(eval_split)
+    for entry in shortfalls:
+        log.warning("short of the protocol: %s", shortfall_text(entry))
     for snr, entry in summary.items():
         log.info(
             "%s, SNR %s dB: SDR %.2f (input %.2f)  SIR %.2f  SAR %.2f  PESQ-NB %.2f  STOI %.3f  [%d utterances]",
@@ -291,6 +297,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     return {
         "corpus": str(cfg.data.get("corpus", "demo")),
         "eval_split": eval_split,
+        # What the data gave fewer of than the job asked (vaenmf.data.shortfalls); [] when nothing.
+        "shortfalls": shortfalls,
         "summary": summary,
         "rows": rows,
         "dictionaries": dictionaries,
