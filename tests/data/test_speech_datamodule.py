@@ -302,7 +302,9 @@ def test_noise_too_short_for_utterance():
     ("kwargs", "match"),
     [
         ({"corpus": "wsj"}, "data.corpus"),
-        ({"noise": "street"}, "data.noise"),
+        ({"noise": "pooled:street"}, "a pool needs two or more noises"),
+        ({"noise": ["white", "pink"]}, "noise=pooled:white\\+pink"),
+        ({"test_noise": "x:y"}, "test_noise='x:y': unknown form"),
         ({"noise_train_fraction": 1.0}, "noise_train_fraction"),
         ({"noise_validation_fraction": -0.1}, "data.noise_validation_fraction"),
         ({"noise_train_fraction": 0.7, "noise_validation_fraction": 0.3}, "must be below 1"),
@@ -321,6 +323,10 @@ def test_config_errors(kwargs, match):
 def test_config_errors_at_setup():
     with pytest.raises(ConfigError, match="data_root"):
         SpeechDataModule(corpus="timit").setup()
+    with pytest.raises(
+        ConfigError, match="noise 'street': the demo corpus .* generates only factory and babble"
+    ):
+        SpeechDataModule(noise="street").setup()
     with pytest.raises(ConfigError, match="at least 3 speakers"):
         SpeechDataModule(demo_speakers=2).setup()
 

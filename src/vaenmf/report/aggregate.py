@@ -36,7 +36,7 @@ import numpy as np
 
 from vaenmf.data.shortfalls import summarise_shortfalls
 from vaenmf.errors import ConfigError
-from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches
+from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches, table_of
 from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
 from vaenmf.report.paper import PAPER_COLUMNS, PAPER_METRICS, PAPER_ROWS, PAPER_SNRS, paper_value
 from vaenmf.report.uncertainty import Interval, interval, job_slots, unit_values
@@ -273,11 +273,10 @@ def check_split(eval_split: str) -> str:
 
 
 def table_jobs(jobs: Iterable[Job], table: str, eval_split: str = DEFAULT_EVAL_SPLIT) -> list[Job]:
-    """The speech jobs of one table's noise setting scored on ``eval_split``, one per (method, noise, seed)."""
+    """The speech jobs of one table's noise setting scored on ``eval_split``, one per (method, noise, seed); a job
+    tested on another noise than it was trained on belongs to no table (:func:`~vaenmf.report.grid.table_of`)."""
     check_split(eval_split)
-    return dedupe(
-        j for j in jobs if is_speech(j) and j.noise in TABLE_NOISES[table] and j.eval_split == eval_split
-    )
+    return dedupe(j for j in jobs if is_speech(j) and table_of(j) == table and j.eval_split == eval_split)
 
 
 def _jobs_at(jobs: Iterable[Job], key: str | None = None) -> dict[tuple[str, int | None], list[Job]]:
