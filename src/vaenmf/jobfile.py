@@ -4,8 +4,10 @@ Every job writes one ``metrics.json`` (the source of truth for the tables). Its 
 ran in the paper's language: the ``task``, the ``method`` (a column of the paper's tables or an ablation row, as
 named in ``conf/method/``), the paper column it fills (``paper_column``, null for an ablation row), the
 ``components`` it composed (dictionary learner, activation estimator, DNMF reconstruction bases, network),
-and for speech jobs the ``noise`` condition and the ``eval_split`` scored (``validation`` or ``test``: the
-report keeps the two apart).
+and for speech jobs the ``noise`` condition (:mod:`vaenmf.data.noises`), the ``test_noise`` condition when the job
+was tested on another one than it was trained on (mismatched-noise evaluation; absent otherwise, and in files
+written before the key existed) and the ``eval_split`` scored (``validation`` or ``test``: the report keeps the two
+apart).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def job_identity(cfg: DictConfig) -> dict[str, Any]:
         cfg: The job's config (``task``, ``method``, the component groups, ``noise`` for speech).
 
     Returns:
-        ``schema``, ``task``, ``method``, ``paper_column``, ``components`` and, for speech jobs, ``noise`` and
-        ``eval_split`` (``test`` when the config has no such key, as in jobs run before it existed).
+        ``schema``, ``task``, ``method``, ``paper_column``, ``components`` and, for speech jobs, ``noise``,
+        ``test_noise`` (only when set and not the same as ``noise``) and ``eval_split`` (``test`` when the config
+        has no such key, as in jobs run before it existed).
     """
     method = cfg.get("method") or {}
     identity: dict[str, Any] = {
@@ -44,5 +47,8 @@ def job_identity(cfg: DictConfig) -> dict[str, Any]:
     if "noise" in cfg:
         identity["noise"] = str(cfg.noise)
     if identity["task"] == "speech":
+        test_noise = cfg.get("test_noise")
+        if test_noise is not None and str(test_noise).strip() != str(cfg.get("noise", "")).strip():
+            identity["test_noise"] = str(test_noise).strip()
         identity["eval_split"] = str(cfg.get("eval_split", "test"))
     return identity

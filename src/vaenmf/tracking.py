@@ -151,6 +151,9 @@ def job_labels(cfg: DictConfig) -> dict[str, str]:
     labels = {"task": task, "method": str(method.get("name", "unknown")) if method is not None else "unknown"}
     if "noise" in cfg:
         labels["noise"] = str(cfg.noise)
+        test_noise = cfg.get("test_noise")
+        if test_noise is not None and str(test_noise) != str(cfg.noise):
+            labels["test_noise"] = str(test_noise)
     if task == "synergy":
         labels["subjects"] = _subjects(cfg)
     labels["seed"] = str(cfg.get("seed"))
@@ -169,6 +172,8 @@ def job_type(labels: Mapping[str, str]) -> str:
 def run_name(labels: Mapping[str, str]) -> str:
     """``<method> <noise> seed<seed>`` (speech) or ``<method> subjects <set> seed<seed>`` (synergy)."""
     where = labels.get("noise") or (f"subjects {labels['subjects']}" if "subjects" in labels else "")
+    if labels.get("test_noise"):
+        where += f" tested on {labels['test_noise']}"
     split = f" {labels['eval_split']}" if labels.get("eval_split", "test") != "test" else ""
     return " ".join(p for p in (labels["method"], where, f"seed{labels['seed']}") if p) + split
 

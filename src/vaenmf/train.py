@@ -86,6 +86,7 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
 
     from vaenmf.tasks import check_job_config, get_task
     from vaenmf.tasks.checks import check_job_values
+    from vaenmf.tasks.inputs import input_stamps
     from vaenmf.tasks.jobdir import JobDirectory
     from vaenmf.tasks.runtime import JobContext, config_record
 
@@ -115,8 +116,11 @@ def run_job(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
                 check_job_values(cfg)
                 check_launch_settings(cfg)  # inconsistent DDP/SLURM settings
                 header["config_hash"] = config_hash(cfg)
+                stamps = input_stamps(cfg)
+                if stamps:  # the user's own files named by path: a changed file reruns the job
+                    header["input_stamps"] = stamps
                 try:
-                    done = folder.previous_result(config_record(cfg), header["git_commit"])
+                    done = folder.previous_result(config_record(cfg), header["git_commit"], stamps)
                 except VaenmfError:
                     outcome = "refused"
                     raise
@@ -193,7 +197,7 @@ RENAMED_GROUPS = {
 }
 #: Top-level keys that exist only in one task's config.
 TASK_KEYS = {
-    "speech": ("noise", "eval_split", "activations", "reconstruction", "network"),
+    "speech": ("noise", "test_noise", "eval_split", "activations", "reconstruction", "network"),
     "synergy": ("synergy",),
 }
 

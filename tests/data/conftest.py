@@ -1,4 +1,5 @@
-"""Fixtures for the data tests: writers for NIST SPHERE and RIFF files with known content."""
+"""Fixtures for the data tests: writers for NIST SPHERE and RIFF files with known content, and a small generated
+TIMIT + NOISEX-92 tree (``fake_corpora``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import soundfile as sf
+
+from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
 
 
 def _sphere_bytes(
@@ -102,3 +106,31 @@ def sparse_audio() -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def fake_corpora(tmp_path, write_riff, write_sphere):
+    """TIMIT (LDC layout, synthetic speech, SPHERE and RIFF) + NOISEX-92 (.mat at 19.98 kHz, .wav)."""
+    train = [("DR1", "FCJF0"), ("DR1", "MDPK0"), ("DR2", "FAEM0"), ("DR2", "MARC0")]
+    test = [("DR1", "MDAB0"), ("DR1", "FELC0"), ("DR1", "MREB0")]
+    voices = make_speakers(7, seed=5)
+    rng = np.random.default_rng(0)
+    k = 0
+    for split, group in (("TRAIN", train), ("TEST", test)):
+        for dr, spk in group:
+            for utt in ("SA1", "SI1000", "SX100"):
+                wave = synth_utterance(voices[k], rng, duration_s=1.6)
+                path = tmp_path / "timit" / "TIMIT" / split / dr / spk / f"{utt}.WAV"
+                if utt == "SX100":
+                    write_sphere(path, np.round(wave * 32767).astype(np.int16))
+                else:
+                    write_riff(path, wave)
+            k += 1
+    # Long enough that 10% of each (the validation part) holds a 1.6 s utterance.
+    noise = make_noise("factory", 30.0, seed=0).numpy() * 32767  # int16 scale, as NOISEX-92's .mat files
+    (tmp_path / "noisex92").mkdir()
+    scipy.io.savemat(
+        str(tmp_path / "noisex92" / "factory1.mat"), {"factory1": noise.astype(np.float64)[:, None]}
+    )
+    write_riff(tmp_path / "noisex92" / "babble.wav", make_noise("babble", 25.0, seed=0).numpy())
+    return tmp_path

@@ -37,8 +37,13 @@ def test_missing_lists_what_was_looked_for(tmp_path, write_riff):
         find_noise_file(tmp_path, "factory")
     with pytest.raises(CorpusLayoutError, match="does not exist"):
         find_noise_file(tmp_path / "nope", "factory")
-    with pytest.raises(ConfigError, match="factory, babble"):
+    # Any NOISEX-92 name is looked for; one that is not there lists the noises that are.
+    with pytest.raises(
+        CorpusLayoutError, match=r"no NOISEX-92 'white' noise .* noises found there: factory2 "
+    ):
         find_noise_file(tmp_path, "white")
+    with pytest.raises(ConfigError, match="named by its file name"):
+        find_noise_file(tmp_path, "a/b")
 
 
 @pytest.mark.realdata

@@ -7,13 +7,12 @@ import logging
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 
 from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
 from vaenmf.data.speech import SpeechDataModule
-from vaenmf.data.synthetic import make_noise, make_speakers, synth_utterance
+from vaenmf.data.synthetic import make_speakers
 from vaenmf.data.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
@@ -303,7 +302,9 @@ def test_noise_too_short_for_utterance():
     ("kwargs", "match"),
     [
         ({"corpus": "wsj"}, "data.corpus"),
-        ({"noise": "street"}, "data.noise"),
+        ({"noise": "pooled:street"}, "a pool needs two or more noises"),
+        ({"noise": ["white", "pink"]}, "noise=pooled:white\\+pink"),
+        ({"test_noise": "x:y"}, "test_noise='x:y': unknown form"),
         ({"noise_train_fraction": 1.0}, "noise_train_fraction"),
         ({"noise_validation_fraction": -0.1}, "data.noise_validation_fraction"),
         ({"noise_train_fraction": 0.7, "noise_validation_fraction": 0.3}, "must be below 1"),
@@ -322,36 +323,12 @@ def test_config_errors(kwargs, match):
 def test_config_errors_at_setup():
     with pytest.raises(ConfigError, match="data_root"):
         SpeechDataModule(corpus="timit").setup()
+    with pytest.raises(
+        ConfigError, match="noise 'street': the demo corpus .* generates only factory and babble"
+    ):
+        SpeechDataModule(noise="street").setup()
     with pytest.raises(ConfigError, match="at least 3 speakers"):
         SpeechDataModule(demo_speakers=2).setup()
-
-
-@pytest.fixture
-def fake_corpora(tmp_path, write_riff, write_sphere):
-    """TIMIT (LDC layout, synthetic speech, SPHERE and RIFF) + NOISEX-92 (.mat at 19.98 kHz, .wav)."""
-    train = [("DR1", "FCJF0"), ("DR1", "MDPK0"), ("DR2", "FAEM0"), ("DR2", "MARC0")]
-    test = [("DR1", "MDAB0"), ("DR1", "FELC0"), ("DR1", "MREB0")]
-    voices = make_speakers(7, seed=5)
-    rng = np.random.default_rng(0)
-    k = 0
-    for split, group in (("TRAIN", train), ("TEST", test)):
-        for dr, spk in group:
-            for utt in ("SA1", "SI1000", "SX100"):
-                wave = synth_utterance(voices[k], rng, duration_s=1.6)
-                path = tmp_path / "timit" / "TIMIT" / split / dr / spk / f"{utt}.WAV"
-                if utt == "SX100":
-                    write_sphere(path, np.round(wave * 32767).astype(np.int16))
-                else:
-                    write_riff(path, wave)
-            k += 1
-    # Long enough that 10% of each (the validation part) holds a 1.6 s utterance.
-    noise = make_noise("factory", 30.0, seed=0).numpy() * 32767  # int16 scale, as NOISEX-92's .mat files
-    (tmp_path / "noisex92").mkdir()
-    scipy.io.savemat(
-        str(tmp_path / "noisex92" / "factory1.mat"), {"factory1": noise.astype(np.float64)[:, None]}
-    )
-    write_riff(tmp_path / "noisex92" / "babble.wav", make_noise("babble", 25.0, seed=0).numpy())
-    return tmp_path
 
 
 def test_timit_layout(fake_corpora):

@@ -175,3 +175,19 @@ def test_mean_vaf_carries_its_interval_over_movements(tmp_path):
     md = render_markdown(load_jobs([tmp_path]))
     # Movements score 0.95 and 0.94: mean 0.945, SE 0.005, t(0.975, 1) = 12.7062: 0.945 -+ 0.0635.
     assert "| NMF (seed 0) | train | fixed_w | 0.9450 [0.8815, 1.0085] | 0.0050 |" in md
+
+
+def test_the_heading_says_what_the_recordings_fell_short_of(tmp_path):
+    root = tmp_path / "sweep"
+    job = _write_synergy_job(root, "0", "nmf", [0.95, 0.92, 0.91])
+    _write_synergy_job(root, "1", "vae_nmf", [0.94, 0.91, 0.90])
+    assert "SHORT" not in render_markdown(load_jobs([root]))  # files without the key: nothing short
+    data = json.loads((job / "metrics.json").read_text())
+    data["shortfalls"] = [
+        {"what": "movements", "asked": 12, "got": 11, "unit": "", "where": "subject 2: movement 5 absent"}
+    ]
+    (job / "metrics.json").write_text(json.dumps(data))
+    text = render_markdown(load_jobs([root]))
+    assert (
+        "**SHORT of the protocol: movements 11 of 12 (subject 2: movement 5 absent) [1 of 2 jobs]**" in text
+    )

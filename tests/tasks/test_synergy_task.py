@@ -63,6 +63,7 @@ def test_nmf_synergy_job_end_to_end_and_resume(tmp_path, train_cli):
         "noise" not in metrics and "noise" not in metrics["config"] and "activations" not in metrics["config"]
     )
     assert {(r["subject"], r["movement"]) for r in metrics["rows"]} == {(1, 1), (1, 2)}
+    assert metrics["shortfalls"] == []  # every repetition of the split is there
     summary = metrics["summary"]
     assert set(summary) == {"train/fixed_w", "test/fixed_w", "synergy_recovery"}
     # Rank-4 synergies of rank-4 data: high VAF on training and held-out repetitions, true synergies found.
@@ -229,6 +230,7 @@ def test_synergy_job_on_real_ninapro(tmp_path, shared_data, train_cli):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["corpus"] == "ninapro" and "synergy_recovery" not in metrics["summary"]
+    assert metrics["shortfalls"] == []  # subject 1's movement 3 has all ten repetitions
     # Four synergies explain most of a recorded finger movement's EMG (the paper: over 90%), and far more than
     # one does: a rank-1 model already reaches 0.73 / 0.81 here (0.90-0.95 held out on other DB1 movements, so
     # "over 0.9" alone says little). Measured: rank 4 0.967 / 0.968, leaving 0.12 / 0.17 of rank 1's residual.

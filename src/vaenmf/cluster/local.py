@@ -66,14 +66,15 @@ class JobFailed(RuntimeError):
 def dictionary_group(cfg: DictConfig) -> str | None:
     """The key of the jobs that share fitted dictionaries with this one, or None when it fits none (the DRNN).
 
-    Jobs share the speech dictionary when their dictionary learner, data (except the noise) and seed are equal,
-    and the dictionary cache is on.
+    Jobs share the speech dictionary when their dictionary learner, data (except the noise conditions) and seed are
+    equal, and the dictionary cache is on.
     """
     if "dictionary" not in cfg or not cfg.get("cache_dictionaries", False):
         return None
     data = OmegaConf.to_container(cfg.data, resolve=True) if "data" in cfg else {}
     assert isinstance(data, dict)
     data.pop("noise", None)
+    data.pop("test_noise", None)
     payload = {
         "task": cfg.get("task"),
         "seed": cfg.get("seed"),

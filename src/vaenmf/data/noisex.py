@@ -2,7 +2,8 @@
 
 The official files are 235 s at 19.98 kHz, one MAT v5 file per noise holding one variable named after the
 file (``factory1.mat`` -> ``factory1``); re-encoded ``.wav`` copies at other rates are common and accepted
-too. The paper's two noises are ``factory1`` ("factory") and ``babble``.
+too. The paper's two noises are ``factory1`` ("factory") and ``babble``; every other noise of the corpus
+(``white``, ``pink``, ``f16``, ``destroyerengine``, ...) is found by its file name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "NOISE_SUFFIXES",
     "find_noise_file",
     "list_noise_files",
+    "noise_names",
     "noise_candidates",
     "load_noise",
 ]
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 #: Noise kind used in configs -> NOISEX-92 file stem.
 NOISE_FILES = {"factory": "factory1", "babble": "babble"}
 #: File kinds looked for, in order of preference.
-NOISE_SUFFIXES = (".mat", ".wav")
+NOISE_SUFFIXES = (".mat", ".wav", ".flac")
 _SUFFIXES = NOISE_SUFFIXES
 # The pipeline rate (vaenmf.data.features.SAMPLE_RATE), spelled out so that importing this module (and the
 # header-only `vaenmf-data check`) does not import torch; a test keeps the two equal.
@@ -67,40 +69,58 @@ def noise_candidates(root: str | os.PathLike[str], stem: str) -> list[Path]:
     return [f for f in list_noise_files(root) if f.stem.lower() == stem.lower()]
 
 
-def find_noise_file(root: str | os.PathLike[str], kind: str) -> Path:
-    """Locate the NOISEX-92 file for ``kind`` under ``root``.
+def noise_names(root: str | os.PathLike[str]) -> list[str]:
+    """The noise names a folder offers (the stems of :func:`list_noise_files`, lower case, sorted, once each).
 
-    Looks for ``<stem>.mat`` / ``<stem>.wav`` (any case) directly in ``root`` and then one level of
-    subfolders. When several match, a file directly in ``root`` wins, then ``.mat`` over ``.wav``, then
-    the first in sorted path order; the choice is logged with the alternatives.
+    Raises:
+        CorpusLayoutError: If ``root`` is not a folder.
+    """
+    return sorted({f.stem.lower() for f in list_noise_files(root)})
+
+
+def find_noise_file(root: str | os.PathLike[str], kind: str) -> Path:
+    """Locate the NOISEX-92 file of the noise ``kind`` under ``root``.
+
+    ``kind`` is a file name (``white``, ``pink``, ``f16``, ``factory2``, ... : any ``<kind>.mat`` or
+    ``<kind>.wav``), or one of the paper's names (:data:`NOISE_FILES`: ``factory`` is ``factory1``). Looks for
+    ``<stem>.mat`` / ``<stem>.wav`` (any case) directly in ``root`` and then one level of subfolders. When several
+    match, a file directly in ``root`` wins, then ``.mat`` over ``.wav``, then the first in sorted path order; the
+    choice is logged with the alternatives.
 
     Args:
         root: NOISEX-92 folder.
-        kind: ``"factory"`` or ``"babble"``.
+        kind: The noise's name.
 
     Returns:
         Path of the file.
 
     Raises:
-        ConfigError: If ``kind`` is unknown.
+        ConfigError: If ``kind`` is not a name (empty, or with a path separator).
         CorpusLayoutError: If ``root`` is missing or holds no matching file (the message lists what was looked
-            for and what is there).
+            for and the noise names the folder has).
     """
-    if kind not in NOISE_FILES:
-        raise ConfigError(f"unknown NOISEX-92 noise {kind!r}; expected one of {', '.join(NOISE_FILES)}")
+    if not kind or "/" in kind or "\\" in kind:
+        raise ConfigError(f"a NOISEX-92 noise is named by its file name (white, factory1, ...), got {kind!r}")
+    stem = NOISE_FILES.get(kind, kind).lower()
     root = Path(root).expanduser()
     if not root.is_dir():
         raise CorpusLayoutError(
             f"NOISEX-92 folder {root} does not exist; expected a folder holding "
-            f"{NOISE_FILES[kind]}.mat or {NOISE_FILES[kind]}.wav (set data.noisex_root or DATA_ROOT)"
+            f"{stem}.mat, {stem}.wav or {stem}.flac (set data.noisex_root or DATA_ROOT)"
         )
-    stem = NOISE_FILES[kind].lower()
     candidates = noise_candidates(root, stem)
     if not candidates:
+        names = noise_names(root)
         present = sorted(p.name for p in root.iterdir())[:20]
+        found = (
+            f"noises found there: {', '.join(names)} (files: {', '.join(present)})"
+            if names
+            else f"found {present or 'an empty folder'}"
+        )
         raise CorpusLayoutError(
-            f"no NOISEX-92 {kind!r} noise in {root}: looked for {stem}.mat / {stem}.wav (any case) there and in "
-            f"its subfolders; found {present or 'an empty folder'}"
+            f"no NOISEX-92 {kind!r} noise in {root}: looked for {stem}.mat / {stem}.wav / {stem}.flac (any case) there and in "
+            f"its subfolders; {found} (noise= takes one of those names, factory for factory1, "
+            "pooled:<name>+<name> for a pool, or the path of an audio file)"
         )
     chosen = candidates[0]
     if len(candidates) > 1:
@@ -124,7 +144,7 @@ def load_noise(
 
     Args:
         root: NOISEX-92 folder (see :func:`find_noise_file`).
-        kind: ``"factory"`` (``factory1``) or ``"babble"``.
+        kind: The noise's name (:func:`find_noise_file`: ``factory`` is ``factory1``, ``white``, ...).
         target_sr: Output sample rate (the pipeline's 16 kHz by default).
         mat_sample_rate: Rate of ``.mat`` files, which store none (NOISEX-92: 19980 Hz).
 

@@ -24,7 +24,8 @@ class Mixture:
     Attributes:
         name: Unique name, ``<utterance>_<noise_kind>_<snr>dB``.
         snr: The SNR in dB the noise was scaled to (over the whole utterance).
-        noise_kind: ``"factory"`` or ``"babble"``.
+        noise_kind: The noise's name (``"factory"``, ``"babble"``, ``"white"``, a noise file's stem:
+            :mod:`vaenmf.data.noises`).
         speech: Clean speech.
         noise: The scaled noise segment, as mixed.
         mixture: ``speech + noise``.

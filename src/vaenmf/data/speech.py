@@ -1,16 +1,19 @@
 """The speech-enhancement data module: dictionary frames, training, validation and test mixtures.
 
 One :class:`SpeechDataModule` serves every method (NMF, DNMF, DRNN, VAE-NMF), so they all see the same
-speakers, noise segments and SNRs. It reads TIMIT + NOISEX-92 (``corpus="timit"``) or generates the embedded
-demo corpora (``corpus="demo"``, no download), and everything it draws is deterministic given ``seed``.
+speakers, noise segments and SNRs. It reads TIMIT + NOISEX-92 (``corpus="timit"``), a user's own corpus of
+one folder per speaker (``corpus="folder"``, :mod:`vaenmf.data.folder`), or generates the embedded demo corpora
+(``corpus="demo"``, no download), and everything it draws is deterministic given ``seed``. The noise condition
+(``noise``; ``test_noise`` for mismatched-noise evaluation) is any of :mod:`vaenmf.data.noises`: the paper's
+factory, babble and pooled, any NOISEX-92 noise by name, a pool of them, or a noise file by path.
 
 Splits (DESIGN.md section 4):
 
 - speakers are disjoint between the four uses: dictionary speakers (speech dictionary frames),
   encoder-training speakers (training mixtures for the encoding DNN / DRNN / DNMF), validation speakers and
   test speakers; the policy (TIMIT: Kaldi's 50-speaker development set for validation, the core test set for
-  test; the demo: 1/2, 1/4, 1/4 of ``demo_speakers`` plus ``demo_validation_speakers`` voices of their own) is
-  :mod:`vaenmf.data.splits`;
+  test; the demo: 1/2, 1/4, 1/4 of ``demo_speakers`` plus ``demo_validation_speakers`` voices of their own; a
+  folder corpus: its sorted speakers dealt by ``speaker_fractions``) is :mod:`vaenmf.data.splits`;
 - each noise is split by time into three disjoint parts: the first ``noise_train_fraction`` (60%) feeds the
   noise dictionary and the training mixtures, the next ``noise_validation_fraction`` (10%) the validation
   mixtures, the rest (the last 30%) the test mixtures, so no test noise sample is ever seen in training or
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,28 +51,33 @@ from vaenmf.data.audio import read_audio
 from vaenmf.data.features import SAMPLE_RATE, magnitude
 from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
+from vaenmf.data.noises import DEMO_NOISES, NoiseSpec, noise_stream, parse_noise
 from vaenmf.data.noisex import find_noise_file
 from vaenmf.data.records import Mixture, SpeechItem
+from vaenmf.data.shortfalls import shortfall
 from vaenmf.data.splits import (
+    SPEAKER_PARTS,
     SpeakerPools,
     balanced_subset,
+    folder_pools,
     partition_by_speaker,
     three_way_speaker_split,
     timit_pools,
 )
 from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
-from vaenmf.errors import ConfigError, DataError
+from vaenmf.data.timit import CORE_TEST_SPEAKERS, CORE_TEST_UTTERANCES, DEV_UTTERANCES, TRAIN_SPEAKERS
+from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
 __all__ = ["EVAL_SPLITS", "SpeechDataModule", "noise_split_points"]
 
 log = logging.getLogger(__name__)
 
-CORPORA = ("demo", "timit")
-NOISE_CHOICES = ("factory", "babble", "pooled")
+CORPORA = ("demo", "timit", "folder")
 #: The splits a job can score (the task's ``eval_split``): validation for every choice, test for the tables.
 EVAL_SPLITS = ("validation", "test")
-_KINDS = {"factory": ("factory",), "babble": ("babble",), "pooled": ("factory", "babble")}
+#: A folder corpus's default ``speaker_fractions`` (dictionary, training, validation, test): as NLTK's TIMIT sample.
+DEFAULT_SPEAKER_FRACTIONS = {"dictionary": 0.375, "training": 0.25, "validation": 0.125, "test": 0.25}
 
 # Seed streams (see stream_rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
 _S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX, _S_VALIDATION_MIX = range(
@@ -100,11 +108,22 @@ class SpeechDataModule(pl.LightningDataModule):
     """Speech + noise data for the enhancement experiments (Tables 1 and 2).
 
     Args:
-        corpus: ``"demo"`` (generated, no download) or ``"timit"`` (TIMIT + NOISEX-92).
-        data_root: Folder with ``timit/`` and ``noisex92/`` subfolders (corpus ``"timit"``).
+        corpus: ``"demo"`` (generated, no download), ``"timit"`` (TIMIT + NOISEX-92) or ``"folder"`` (a user's
+            corpus, one folder per speaker under ``root``: :mod:`vaenmf.data.folder`).
+        data_root: Folder with ``timit/`` and ``noisex92/`` subfolders (corpus ``"timit"``; corpus ``"folder"``:
+            where ``noisex92/`` is looked for).
         timit_root: TIMIT folder (overrides ``data_root/timit``).
-        noisex_root: NOISEX-92 folder (overrides ``data_root/noisex92``).
-        noise: ``"factory"``, ``"babble"`` or ``"pooled"`` (both; Table 2).
+        noisex_root: NOISEX-92 folder (overrides ``data_root/noisex92``; the demo corpus reads named noises other
+            than factory and babble from it).
+        noise: The noise condition the dictionaries and networks are trained on (:mod:`vaenmf.data.noises`):
+            ``"factory"``, ``"babble"``, ``"pooled"`` (both; Table 2), a NOISEX-92 name (``"white"``), a pool
+            (``"pooled:white+pink"``) or an audio file's path.
+        test_noise: The condition the validation and test mixtures use (mismatched-noise evaluation); None: the
+            same as ``noise``.
+        root: The folder corpus (corpus ``"folder"``).
+        speaker_fractions: Corpus ``"folder"``: the fractions of its speakers for the dictionary, training,
+            validation and test parts (:func:`~vaenmf.data.splits.fraction_speaker_split`; a mapping with those
+            keys, or four numbers; None: 3/8, 1/4, 1/8, 1/4).
         dict_speech_frames: Speech dictionary frames (paper: 10000); fewer when the dictionary speakers have
             fewer non-silent frames.
         dict_noise_frames: Noise dictionary frames (paper: 9000; pooled: half from each noise); fewer when
@@ -161,11 +180,21 @@ class SpeechDataModule(pl.LightningDataModule):
         silence_threshold_db: float | None = 40.0,
         mixtures_per_train_utterance: int = 1,
         dict_speaker_fraction: float = 0.5,
+        test_noise: str | None = None,
+        root: str | None = None,
+        speaker_fractions: Mapping[str, float] | Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.corpus = check_choice(corpus, CORPORA, "data.corpus")
-        self.noise = check_choice(noise, NOISE_CHOICES, "data.noise")
+        self.noise_specs = parse_noise(noise, "noise")
+        self.noise = str(noise).strip()
+        self.test_noise = None if test_noise is None else str(test_noise).strip()
+        self.test_noise_specs = (
+            parse_noise(test_noise, "test_noise") if test_noise is not None else self.noise_specs
+        )
+        self.root = root
+        self.speaker_fractions = _speaker_fractions(speaker_fractions)
         self.noise_train_fraction = check_number(
             noise_train_fraction, "data.noise_train_fraction", above=0, below=1
         )
@@ -181,7 +210,17 @@ class SpeechDataModule(pl.LightningDataModule):
             dict_speaker_fraction, "data.dict_speaker_fraction", above=0, below=1
         )
         self.demo_noise_seconds = check_number(demo_noise_seconds, "data.demo_noise_seconds", above=0)
-        self.noise_kinds: tuple[str, ...] = _KINDS[noise]
+        #: The noises the dictionaries and training mixtures use, and those the evaluation mixtures use.
+        self.noise_kinds: tuple[str, ...] = tuple(spec.name for spec in self.noise_specs)
+        self.eval_kinds: tuple[str, ...] = tuple(spec.name for spec in self.test_noise_specs)
+        specs: dict[str, NoiseSpec] = {}
+        for spec in (*self.noise_specs, *self.test_noise_specs):
+            if specs.setdefault(spec.name, spec) != spec:
+                raise ConfigError(
+                    f"noise={self.noise!r} and test_noise={self.test_noise!r} both have a noise named {spec.name!r}, "
+                    f"from {specs[spec.name].path or 'the corpus'} and {spec.path or 'the corpus'}; rename one file"
+                )
+        self._noise_specs = specs
         self.data_root = data_root
         self.timit_root = timit_root
         self.noisex_root = noisex_root
@@ -232,6 +271,62 @@ class SpeechDataModule(pl.LightningDataModule):
             )
         return timit, noisex
 
+    def _noisex_folder(self) -> Path | None:
+        """Where named noises are read from: ``noisex_root``, else (TIMIT, folder) ``data_root/noisex92``; None for
+        the demo without ``noisex_root`` (it generates factory and babble)."""
+        if self.noisex_root:
+            return Path(self.noisex_root).expanduser()
+        if self.corpus == "timit":
+            return self._roots()[1]
+        if (
+            self.corpus == "folder"
+            and self.data_root
+            and (Path(self.data_root).expanduser() / "noisex92").is_dir()
+        ):
+            return Path(self.data_root).expanduser() / "noisex92"
+        return None
+
+    def _load_noises(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Every noise of ``noise`` and ``test_noise`` at the pipeline rate, and where each came from."""
+        folder = self._noisex_folder()
+        noises: dict[str, torch.Tensor] = {}
+        sources: dict[str, str] = {}
+        for name, spec in self._noise_specs.items():
+            if spec.path is not None:
+                if not spec.path.is_file():
+                    raise CorpusLayoutError(
+                        f"noise file {spec.path} does not exist (noise={self.noise!r}"
+                        + (f", test_noise={self.test_noise!r}" if self.test_noise else "")
+                        + "); expected an audio file (WAV, FLAC, OGG, AIFF or a NOISEX-style .mat), any sample rate"
+                    )
+                noises[name], _ = read_audio(spec.path, target_sr=self.sr)
+                sources[name] = str(spec.path.resolve())
+            elif folder is not None:
+                path = find_noise_file(folder, name)
+                noises[name], _ = read_audio(path, target_sr=self.sr)
+                sources[name] = str(path)
+            elif name in DEMO_NOISES:
+                if self.corpus != "demo":
+                    log.warning(
+                        "noise %s: no NOISEX-92 folder (data.noisex_root) given; using the demo's generated %s noise",
+                        name,
+                        name,
+                    )
+                noises[name] = make_noise(name, self.demo_noise_seconds, self.seed)
+                sources[name] = f"demo:{name}(seed={self.seed})"
+            else:
+                which = (
+                    "the demo corpus (data=speech_demo)"
+                    if self.corpus == "demo"
+                    else "without a NOISEX-92 folder it"
+                )
+                raise ConfigError(
+                    f"noise {name!r}: {which} generates only {' and '.join(DEMO_NOISES)}; for other NOISEX-92 noises "
+                    "give their folder (+data.noisex_root=/path/to/noisex92 on the demo, data.noisex_root=... or "
+                    f"DATA_ROOT otherwise), or give a file by path (noise=/path/to/{name}.wav)"
+                )
+        return noises, sources
+
     def setup(self, stage: str | None = None) -> None:
         """Plan the splits and load/generate the noise (and demo speech). Idempotent; deterministic."""
         if self._ready:
@@ -256,20 +351,22 @@ class SpeechDataModule(pl.LightningDataModule):
             )
             groups = (dict_spk, train_spk, validation_spk, test_spk)
             pools = SpeakerPools(*partition_by_speaker(items, *groups))
-            noises = {k: make_noise(k, self.demo_noise_seconds, self.seed) for k in self.noise_kinds}
-            self.noise_sources = {k: f"demo:{k}(seed={self.seed})" for k in self.noise_kinds}
         else:
-            timit_root, noisex_root = self._roots()
-            pools = timit_pools(timit_root, self.dict_speaker_fraction, stream_rng(self.seed, _S_SPLIT))
+            if self.corpus == "timit":
+                timit_root, _ = self._roots()
+                pools = timit_pools(timit_root, self.dict_speaker_fraction, stream_rng(self.seed, _S_SPLIT))
+            else:
+                if not self.root:
+                    raise ConfigError(
+                        "data=speech_folder needs data.root=/path/to/speech: a folder with one folder per speaker "
+                        "holding their recordings (wav, flac, ...; any sample rate)"
+                    )
+                pools = folder_pools(Path(self.root), self.speaker_fractions)
             groups = tuple(
                 sorted({it.speaker for it in part})
                 for part in (pools.dictionary, pools.training, pools.validation, pools.test)
             )
-            noises, self.noise_sources = {}, {}
-            for k in self.noise_kinds:
-                path = find_noise_file(noisex_root, k)
-                noises[k], _ = read_audio(path, target_sr=self.sr)
-                self.noise_sources[k] = str(path)
+        noises, self.noise_sources = self._load_noises()
 
         self.dictionary_speakers, self.train_speakers, self.validation_speakers, self.test_speakers = (
             list(g) for g in groups
@@ -304,6 +401,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 f"empty split: {len(self._dict_items)} dictionary, {len(self._train_items)} training and "
                 f"{len(self._test_items)} test utterances"
             )
+        self._shortfalls = self._corpus_shortfalls(pools)
 
         self.noises = noises
         self.noise_bounds: dict[str, tuple[int, int]] = {}
@@ -317,6 +415,55 @@ class SpeechDataModule(pl.LightningDataModule):
         self.noise_split = {k: a for k, (a, _) in self.noise_bounds.items()}
         self._cache.clear()
         self._ready = True
+
+    def _corpus_shortfalls(self, pools: SpeakerPools) -> dict[str, list[dict[str, object]]]:
+        """What the corpus gives fewer of than the job asks (:mod:`vaenmf.data.shortfalls`), by where it counts:
+        ``corpus`` (every job), ``test`` and ``validation`` (a job scoring that split); the dictionary frames are
+        added under ``frames`` when they are drawn."""
+        out: dict[str, list[dict[str, object]]] = {"corpus": [], "test": [], "validation": [], "frames": []}
+        if self.corpus != "timit":
+            return out  # the demo's and a folder's sizes are the config's: explicit counts are met or refused
+        root = str(self._roots()[0])
+        has_core = any(it.speaker.upper() in CORE_TEST_SPEAKERS for it in pools.test)
+        for split, asked, where, count in (
+            ("test", CORE_TEST_UTTERANCES, "TIMIT core test set", self.n_test_utterances),
+            ("validation", DEV_UTTERANCES, "TIMIT development set", self.n_validation_utterances),
+        ):
+            got = len(self._eval_items[split])
+            if count is None and got < asked:
+                if split == "test" and not has_core:
+                    where = "no TIMIT core test set: speakers of the copy's own"
+                out[split].append(shortfall(f"{split} utterances", asked, got, where, source=root))
+        speakers = {it.speaker for it in (*pools.dictionary, *pools.training)}
+        if len(speakers) < TRAIN_SPEAKERS:
+            out["corpus"].append(
+                shortfall(
+                    "dictionary and training speakers",
+                    TRAIN_SPEAKERS,
+                    len(speakers),
+                    "TIMIT TRAIN",
+                    source=root,
+                )
+            )
+        return out
+
+    def shortfalls(self, eval_split: str | None = None) -> list[dict[str, object]]:
+        """Everything the job asked for and the data gave fewer of, so far (:mod:`vaenmf.data.shortfalls`).
+
+        The corpus-level shortfalls (TIMIT: fewer TRAIN speakers than the 462), those of the dictionary frames
+        drawn so far (:meth:`speech_dictionary_frames`, :meth:`noise_dictionary_frames`: a job that fits no
+        dictionary has none) and those of the scored split.
+
+        Args:
+            eval_split: The split the job scores (``validation``/``test``), or None for neither.
+
+        Returns:
+            Entries ``{"what", "asked", "got", "unit", "where", ...}``, empty when nothing fell short.
+        """
+        self._check_ready()
+        parts = self._shortfalls
+        split = parts.get(eval_split, []) if eval_split is not None else []
+        return [*parts["corpus"], *split, *parts["frames"]]
 
     def _check_ready(self) -> None:
         if not self._ready:
@@ -393,10 +540,20 @@ class SpeechDataModule(pl.LightningDataModule):
                     break
             X = select_frames(torch.cat(mats, dim=1), self.dict_speech_frames, rng)
             if X.shape[1] < self.dict_speech_frames:
-                log.info(
+                log.warning(
                     "speech dictionary: only %d non-silent frames available (asked %d)",
                     X.shape[1],
                     self.dict_speech_frames,
+                )
+                self._shortfalls["frames"].insert(
+                    0,
+                    shortfall(
+                        "speech dictionary",
+                        self.dict_speech_frames,
+                        X.shape[1],
+                        "dictionary speakers",
+                        "frames",
+                    ),
                 )
             self._cache["speech_frames"] = X
         return self._cache["speech_frames"]  # type: ignore[return-value]
@@ -424,15 +581,23 @@ class SpeechDataModule(pl.LightningDataModule):
             for k in self.noise_kinds:
                 mag = magnitude(self.noise_train_part(k))
                 # Seed stream keyed by the noise, so babble frames are the same alone and pooled.
-                X = select_frames(
-                    mag, counts[k], stream_rng(self.seed, _S_DICT_NOISE, NOISE_CHOICES.index(k))
-                )
+                X = select_frames(mag, counts[k], stream_rng(self.seed, _S_DICT_NOISE, noise_stream(k)))
                 if X.shape[1] < counts[k]:
-                    log.info(
+                    log.warning(
                         "%s noise dictionary: only %d frames in the training part (asked %d)",
                         k,
                         X.shape[1],
                         counts[k],
+                    )
+                    self._shortfalls["frames"].append(
+                        shortfall(
+                            "noise dictionary",
+                            counts[k],
+                            X.shape[1],
+                            k,
+                            "frames",
+                            source=self.noise_sources[k],
+                        )
                     )
                 per_kind[k] = X
             self._cache["noise_frames_by_kind"] = per_kind
@@ -536,13 +701,13 @@ class SpeechDataModule(pl.LightningDataModule):
         stream = _EVAL_STREAMS[split]
         for i, item in enumerate(items):
             speech = item.load()
-            for kind in self.noise_kinds:
+            for kind in self.eval_kinds:
                 for snr in self.test_snrs:
                     # One noise offset per (utterance, noise), shared by all SNRs, so the SNR curve compares like
                     # with like; keyed by the noise's name, so a babble-only run and a pooled run evaluate on the
                     # same babble mixtures. Each split has its own stream: the test draws never depend on the
                     # validation split.
-                    rng = stream_rng(self.seed, stream, i, NOISE_CHOICES.index(kind))
+                    rng = stream_rng(self.seed, stream, i, noise_stream(kind))
                     yield snr, self._mix(item, speech, kind, snr, rng, split)
 
     def _evaluation_items(self, split: str) -> list[SpeechItem]:
@@ -619,6 +784,7 @@ class SpeechDataModule(pl.LightningDataModule):
         out: dict[str, object] = {
             "corpus": self.corpus,
             "noise": self.noise,
+            "test_noise": self.test_noise,
             "seed": self.seed,
             "sample_rate": self.sr,
             "dictionary_speakers": self.dictionary_speakers,
@@ -645,6 +811,30 @@ class SpeechDataModule(pl.LightningDataModule):
         if "noise_frames" in self._cache:
             out["dict_noise_frames"] = int(self.noise_dictionary_frames().shape[1])
         return out
+
+
+def _speaker_fractions(value: Mapping[str, float] | Sequence[float] | None) -> list[float]:
+    """``data.speaker_fractions`` as four numbers (dictionary, training, validation, test)."""
+    if value is None:
+        return list(DEFAULT_SPEAKER_FRACTIONS.values())
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(SPEAKER_PARTS))
+        if unknown:
+            raise ConfigError(
+                f"data.speaker_fractions has unknown parts {unknown}; expected {list(SPEAKER_PARTS)}"
+            )
+        values = [value.get(part, 0.0) for part in SPEAKER_PARTS]
+    else:
+        values = list(value)
+        if len(values) != len(SPEAKER_PARTS):
+            raise ConfigError(
+                f"data.speaker_fractions must give {len(SPEAKER_PARTS)} fractions ({', '.join(SPEAKER_PARTS)}), "
+                f"got {values}"
+            )
+    return [
+        check_number(v, f"data.speaker_fractions.{part}", at_least=0, below=1.000001)
+        for part, v in zip(SPEAKER_PARTS, values, strict=True)
+    ]
 
 
 def _key(snr: float) -> float:

@@ -10,6 +10,10 @@ frames), encoder-training speakers (training mixtures for the encoding DNN / DRN
 - A TIMIT copy without a TRAIN/TEST split, such as NLTK's sample (:func:`four_way_speaker_split`): speakers
   are ordered male/female alternately and split about 3/8 dictionary, 1/4 training, 1/8 validation, 1/4 test
   (NLTK's 16 speakers: 6/4/2/4); none of them is a core test or development speaker of the real corpus.
+- A folder corpus, one folder per speaker (:func:`folder_pools`, :func:`fraction_speaker_split`): the speakers,
+  sorted by folder name, are dealt to the dictionary, training, validation and test parts in proportion to
+  ``data.speaker_fractions`` (default 3/8, 1/4, 1/8, 1/4), each part's speakers spread evenly over the sorted
+  list; the same for every seed (as TIMIT's test set is), so seeds vary the fits, not the test speakers.
 - Demo (:func:`three_way_speaker_split`, done by the data module): the ``demo_speakers`` are split 1/2
   dictionary, 1/4 training, 1/4 test (8 speakers: 4/2/2, each part half male, half female), and the
   validation speakers are further synthetic voices of their own (``demo_validation_speakers``), so adding
@@ -27,14 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from vaenmf.data.folder import index_speaker_folders, utterance_name
 from vaenmf.data.records import SpeechItem
 from vaenmf.data.timit import core_test_set, development_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError
 
 __all__ = [
     "SpeakerPools",
+    "SPEAKER_PARTS",
     "balanced_subset",
+    "folder_pools",
     "four_way_speaker_split",
+    "fraction_speaker_split",
     "gender_interleaved",
     "partition_by_speaker",
     "three_way_speaker_split",
@@ -42,6 +50,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The four uses of speakers, in the order of :class:`SpeakerPools` and of ``data.speaker_fractions``.
+SPEAKER_PARTS = ("dictionary", "training", "validation", "test")
 
 
 @dataclass
@@ -204,3 +215,97 @@ def timit_pools(root: Path, dict_speaker_fraction: float, rng: np.random.Generat
 
 def _items(utterances: Iterable) -> list[SpeechItem]:
     return [SpeechItem(u.speaker, u.name, path=u.path) for u in utterances]
+
+
+def _part_sizes(n: int, fractions: Sequence[float]) -> list[int]:
+    """Speakers per part: ``fraction * n`` rounded by largest remainder, at least one for a positive fraction."""
+    exact = [f * n for f in fractions]
+    sizes = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (-(exact[i] - sizes[i]), i))[: n - sum(sizes)]:
+        sizes[i] += 1
+    for i, f in enumerate(fractions):
+        if f > 0 and sizes[i] == 0:  # take one from the largest part that can spare it
+            donor = max((j for j in range(len(sizes)) if sizes[j] > 1), key=lambda j: (sizes[j], -j))
+            sizes[donor] -= 1
+            sizes[i] = 1
+    return sizes
+
+
+def fraction_speaker_split(
+    speakers: Sequence[str], fractions: Sequence[float], where: str = "the corpus"
+) -> tuple[list[str], ...]:
+    """Deal sorted speakers to parts in proportion to ``fractions``, each part spread evenly over the sorted list.
+
+    The part sizes are ``fraction * n`` rounded by largest remainder (at least one speaker for a positive
+    fraction); then speaker ``i`` of the sorted list goes to the part furthest behind its share
+    (``size * (i + 1) / n - dealt``; ties to the earlier part). With 8 speakers and 3/8, 1/4, 1/8, 1/4 the
+    parts are dictionary 0, 3, 7; training 1, 5; validation 4; test 2, 6. Deterministic, no randomness.
+
+    Args:
+        speakers: Speaker ids (sorted here).
+        fractions: One nonnegative fraction per part, summing to 1 (a zero fraction gives an empty part).
+        where: The corpus, for messages.
+
+    Returns:
+        One sorted list of speakers per part.
+
+    Raises:
+        ConfigError: Fractions that are negative or do not sum to 1; fewer speakers than parts with a positive
+            fraction (the message says how many are needed and which fraction could be 0).
+    """
+    fractions = [float(f) for f in fractions]
+    if any(not f >= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(
+            f"data.speaker_fractions must be nonnegative and sum to 1 ({', '.join(SPEAKER_PARTS)}), got {fractions}"
+        )
+    order = sorted(speakers)
+    n = len(order)
+    needed = sum(f > 0 for f in fractions)
+    if n < needed:
+        zero = [
+            name for name, f in zip(SPEAKER_PARTS, fractions, strict=False) if f > 0 and name == "validation"
+        ]
+        hint = f" or set data.speaker_fractions.{zero[0]}=0 (no validation speakers)" if zero else ""
+        raise ConfigError(
+            f"{where} has {n} speaker{'s' if n != 1 else ''} ({', '.join(order) or 'none'}); the speaker split "
+            f"needs at least {needed}, one for each of the {', '.join(SPEAKER_PARTS[: len(fractions)])} parts "
+            f"with a positive data.speaker_fractions: add speaker folders{hint}"
+        )
+    sizes = _part_sizes(n, fractions)
+    parts: list[list[str]] = [[] for _ in fractions]
+    for i, speaker in enumerate(order):
+        behind = [
+            (sizes[k] * (i + 1) / n - len(parts[k]), -k)
+            for k in range(len(parts))
+            if len(parts[k]) < sizes[k]
+        ]
+        k = -max(behind)[1]
+        parts[k].append(speaker)
+    return tuple(parts)
+
+
+def folder_pools(root: Path, fractions: Sequence[float]) -> SpeakerPools:
+    """The four pools of a folder corpus, one folder per speaker (:mod:`vaenmf.data.folder`).
+
+    Every audio file of a speaker is one utterance; the speakers are split by :func:`fraction_speaker_split`.
+
+    Raises:
+        CorpusLayoutError: See :func:`vaenmf.data.folder.index_speaker_folders`; two files of one speaker that
+            would get the same utterance name (``a.wav`` and ``a.flac``).
+        ConfigError: See :func:`fraction_speaker_split`.
+    """
+    files = index_speaker_folders(root)
+    items: list[SpeechItem] = []
+    for speaker, paths in files.items():
+        names: dict[str, Path] = {}
+        for path in paths:
+            name = utterance_name(speaker, path, Path(root).expanduser() / speaker)
+            if name in names:
+                raise CorpusLayoutError(
+                    f"{names[name]} and {path} would both be utterance {name!r}; rename one (files of a speaker are "
+                    "named by their path inside the speaker folder, without the suffix)"
+                )
+            names[name] = path
+            items.append(SpeechItem(speaker, name, path=path))
+    parts = fraction_speaker_split(list(files), fractions, f"data.root={root}")
+    return SpeakerPools(*partition_by_speaker(items, *(set(p) for p in parts)))

@@ -11,12 +11,15 @@ import pytorch_lightning as pl
 import torch
 
 from vaenmf.data.ninapro import (
+    EXERCISE_MOVEMENTS,
+    EXERCISE_OFFSETS,
     NINAPRO_DB1_SAMPLE_RATE,
     TEST_REPETITIONS,
     TRAIN_REPETITIONS,
     EMGRecording,
     load_subject,
 )
+from vaenmf.data.shortfalls import shortfall
 from vaenmf.data.synthetic_emg import DemoEMGSpec, generate_emg_recording
 from vaenmf.errors import ConfigError
 from vaenmf.validation import as_int_list, check_choice
@@ -137,6 +140,54 @@ class SynergyDataModule(pl.LightningDataModule):
                 f"data.movements {missing} are not in subject {subject}'s recording (present: {present})"
             )
         return list(self.movement_ids)
+
+    def shortfalls(self) -> list[dict[str, object]]:
+        """What the recordings give fewer of than the job asks (:mod:`vaenmf.data.shortfalls`).
+
+        Per subject: the movements present against those asked (``data.movements: null`` asks for every movement
+        of the exercises read, 12 for DB1 exercise 1; the demo for its ``demo_movements``; explicit movements are
+        present or refused); per analysed movement: the training and held-out repetitions present against
+        ``data.train_repetitions`` / ``data.test_repetitions``.
+
+        Returns:
+            Entries ``{"what", "asked", "got", "unit", "where", ...}``, empty when nothing fell short.
+        """
+        out: list[dict[str, object]] = []
+        for subject in self.subject_ids:
+            recording = self._recording(subject)
+            present = recording.movements()
+            if self.movement_ids is None:
+                if self.corpus == "demo":
+                    asked = list(range(1, self.demo_spec.n_movements + 1))
+                else:
+                    asked = [
+                        EXERCISE_OFFSETS[e] + m
+                        for e in self.exercises
+                        for m in range(1, EXERCISE_MOVEMENTS[e] + 1)
+                    ]
+                missing = [m for m in asked if m not in present]
+                if missing:
+                    where = f"subject {subject}: movement {', '.join(map(str, missing))} absent"
+                    out.append(
+                        shortfall(
+                            "movements", len(asked), len(asked) - len(missing), where, source=recording.source
+                        )
+                    )
+            for movement in self.movements(subject):
+                reps = set(np.unique(recording.repetition[recording.movement == movement]).tolist())
+                for what, wanted in (
+                    ("training repetitions", self.train_repetitions),
+                    ("held-out repetitions", self.test_repetitions),
+                ):
+                    missing = [r for r in wanted if r not in reps]
+                    if missing:
+                        where = f"subject {subject}, movement {movement}: repetition {', '.join(map(str, missing))} absent"
+                        out.append(
+                            shortfall(
+                                what, len(wanted), len(wanted) - len(missing), where, source=recording.source
+                            )
+                        )
+        return out
 
     def segment(self, subject: int, movement: int, split: str) -> torch.Tensor:
         """EMG of one movement over the training or the held-out repetitions, ``(channels, samples)``."""

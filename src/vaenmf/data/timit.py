@@ -28,6 +28,9 @@ __all__ = [
     "CORE_TEST_SPEAKERS",
     "DEV_SPEAKERS_BY_DIALECT",
     "DEV_SPEAKERS",
+    "CORE_TEST_UTTERANCES",
+    "DEV_UTTERANCES",
+    "TRAIN_SPEAKERS",
     "TimitScan",
     "TimitUtterance",
     "find_timit_root",
@@ -71,6 +74,11 @@ DEV_SPEAKERS_BY_DIALECT: dict[str, tuple[str, ...]] = {
     "DR8": ("FJSJ0", "MAJC0"),
 }  # fmt: skip
 DEV_SPEAKERS: tuple[str, ...] = tuple(s for group in DEV_SPEAKERS_BY_DIALECT.values() for s in group)
+#: The protocol's sizes (LDC distribution): SI/SX utterances of the core test set and of the development set, and
+#: the TRAIN speakers (whose SI/SX utterances make the speech dictionary and the training mixtures).
+CORE_TEST_UTTERANCES = 192
+DEV_UTTERANCES = 400
+TRAIN_SPEAKERS = 462
 
 _SPLITS = ("TRAIN", "TEST")
 _DIALECT_RE = re.compile(r"^dr[1-8]$", re.IGNORECASE)

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vaenmf.data.shortfalls import summarise_shortfalls
 from vaenmf.errors import ConfigError
-from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches
+from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, matches, table_of
 from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
 from vaenmf.report.paper import PAPER_COLUMNS, PAPER_METRICS, PAPER_ROWS, PAPER_SNRS, paper_value
 from vaenmf.report.uncertainty import Interval, interval, job_slots, unit_values
@@ -272,11 +273,10 @@ def check_split(eval_split: str) -> str:
 
 
 def table_jobs(jobs: Iterable[Job], table: str, eval_split: str = DEFAULT_EVAL_SPLIT) -> list[Job]:
-    """The speech jobs of one table's noise setting scored on ``eval_split``, one per (method, noise, seed)."""
+    """The speech jobs of one table's noise setting scored on ``eval_split``, one per (method, noise, seed); a job
+    tested on another noise than it was trained on belongs to no table (:func:`~vaenmf.report.grid.table_of`)."""
     check_split(eval_split)
-    return dedupe(
-        j for j in jobs if is_speech(j) and j.noise in TABLE_NOISES[table] and j.eval_split == eval_split
-    )
+    return dedupe(j for j in jobs if is_speech(j) and table_of(j) == table and j.eval_split == eval_split)
 
 
 def _jobs_at(jobs: Iterable[Job], key: str | None = None) -> dict[tuple[str, int | None], list[Job]]:
@@ -303,6 +303,9 @@ def _header(jobs: Sequence[Job], seeds: Sequence[int | None], eval_split: str) -
         lines.append(f"Corpus: {corpus}{kind}")
     else:
         lines.append("Corpus: MIXED " + ", ".join(f"{c} ({k} jobs)" for c, k in sorted(corpora.items())))
+    short = summarise_shortfalls(j.shortfalls for j in jobs if j.status == "ok")
+    if short:
+        lines.append(short)
     lines.append("Seeds: " + (", ".join("?" if s is None else str(s) for s in seeds) or "none"))
     commits = Counter((j.git_commit or "unknown") for j in jobs if j.metrics_file is not None)
     lines.append(

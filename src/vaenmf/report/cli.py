@@ -8,7 +8,9 @@ Usage::
 Writes ``table1.{md,csv,tex}``, ``table2.{md,csv,tex}``, ``ablation.{md,csv}`` and ``differences.{md,csv}`` (the
 paired differences VAE-NMF minus each other column, with 95% intervals; see :mod:`vaenmf.report.speech`) for
 speech jobs scored on the test split, the same files with a ``_validation`` suffix for jobs scored on the
-validation split (the two are never mixed), ``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
+validation split (the two are never mixed), ``conditions.{md,csv}`` for the speech jobs of noise conditions outside
+the paper's tables (other NOISEX-92 noises, pools, noise files, mismatched-noise jobs; :mod:`vaenmf.report.conditions`),
+``vaf.csv``, ``fig2_vaf.{md,png,pdf}`` and
 ``fig2_vaf_summary.{png,pdf}`` (see :mod:`vaenmf.report.synergy`) for muscle-synergy jobs, and prints the path of
 every file written. When the jobs were logged to W&B (detected: a job folder holds ``wandb_run.json``;
 ``--wandb`` / ``--no-wandb`` force it either way), a summary run in the jobs' group (``--wandb-group`` to choose)
@@ -26,8 +28,9 @@ import warnings
 from collections.abc import Sequence
 
 from vaenmf.errors import VaenmfError
+from vaenmf.report.conditions import other_conditions
 from vaenmf.report.grid import TABLE_NOISES, parse_expect
-from vaenmf.report.jobs import ReportWarning, load_jobs
+from vaenmf.report.jobs import EVAL_SPLITS, ReportWarning, load_jobs
 from vaenmf.report.speech import speech_tables_present, write_speech_report
 from vaenmf.report.synergy import synergy_jobs, write_synergy_report
 
@@ -135,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs = load_jobs(args.sweep_dirs)
             written = []
             has_synergy = bool(synergy_jobs(jobs))
+            other_speech = any(other_conditions(jobs, split) for split in EVAL_SPLITS)
             # Speech tables when there is a speech job, or when asked for explicitly; otherwise only the
             # synergy report (a Figure 2 sweep alone is a complete report, not an error).
-            if speech_tables_present(jobs) or tables or expect or not has_synergy:
+            if speech_tables_present(jobs) or other_speech or tables or expect or not has_synergy:
                 written += write_speech_report(jobs, args.out, tables=tables, expect=expect)
             if has_synergy:
                 written += write_synergy_report(jobs, args.out)

@@ -14,7 +14,15 @@ from vaenmf.errors import ConfigError
 from vaenmf.report.jobs import Job
 from vaenmf.report.paper import PAPER_COLUMNS
 
-__all__ = ["TABLE_NOISES", "table_of_noise", "is_speech", "default_expect", "parse_expect", "matches"]
+__all__ = [
+    "TABLE_NOISES",
+    "table_of_noise",
+    "table_of",
+    "is_speech",
+    "default_expect",
+    "parse_expect",
+    "matches",
+]
 
 #: Table -> the noise conditions averaged in it.
 TABLE_NOISES: dict[str, tuple[str, ...]] = {"table1": ("factory", "babble"), "table2": ("pooled",)}
@@ -28,6 +36,12 @@ def table_of_noise(noise: str | None) -> str | None:
         if noise in noises:
             return table
     return None
+
+
+def table_of(job: Job) -> str | None:
+    """The paper's table a job belongs to: that of its noise, when it was tested on the noise it was trained on;
+    None for every other condition (another noise, a pool of others, a mismatched-noise job)."""
+    return table_of_noise(job.noise) if job.test_noise is None else None
 
 
 def is_speech(job: Job) -> bool:

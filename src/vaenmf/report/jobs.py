@@ -5,6 +5,10 @@ folder without ``metrics.json``) and failed ones (``status: failed``, or a file 
 so that the tables show holes instead of silently dropping them. What a job ran comes from its ``metrics.json``
 (:mod:`vaenmf.jobfile`), else from its saved config, else from its Hydra overrides.
 
+A speech job's noise condition is its ``noise``, and, when it was tested on another condition than it was trained on
+(mismatched-noise evaluation), its ``test_noise``: the job's :attr:`Job.condition` is then
+``<noise> -> <test_noise>``, and it belongs to no table of the paper (:mod:`vaenmf.report.conditions`).
+
 Every job is scored on one split, ``eval_split``: ``test`` (the mixtures the paper's tables report) or
 ``validation`` (the mixtures that studies choosing a default are scored on). It is read from ``metrics.json``
 (``eval_split``, else the recorded config's ``eval_split`` or ``data.eval_split``), else from the saved config or
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaenmf.data.shortfalls import parse_shortfalls
 from vaenmf.errors import DataError
 from vaenmf.jobfile import SCHEMA_VERSION
 
@@ -61,11 +66,14 @@ class Job:
         task, method, paper_column, noise, seed: What the job ran (None when unknown); ``method`` is the name of
             its ``conf/method/`` file, ``paper_column`` the column of the paper's tables it fills (None for an
             ablation row).
+        test_noise: The condition the job was tested on, when not its ``noise`` (None: tested on ``noise``).
         components: The dictionary learner, activation estimator, ... the method composed.
         eval_split: The split the job was scored on, ``test`` or ``validation`` (:data:`DEFAULT_EVAL_SPLIT`
             when not recorded).
         git_commit, config_hash, corpus: Provenance, when recorded.
         summary: SNR label (``"-5"``, ``"0"``, ...) -> metric -> mean over utterances.
+        shortfalls: What the job's data gave fewer of than it asked (``metrics.json``'s ``shortfalls``,
+            :mod:`vaenmf.data.shortfalls`; empty when nothing, or in files written before the key existed).
         data: The parsed metrics.json (empty when unreadable), for other reports.
     """
 
@@ -78,12 +86,14 @@ class Job:
     paper_column: str | None = None
     noise: str | None = None
     seed: int | None = None
+    test_noise: str | None = None
     components: dict[str, str] = field(default_factory=dict)
     eval_split: str = DEFAULT_EVAL_SPLIT
     git_commit: str | None = None
     config_hash: str | None = None
     corpus: str | None = None
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    shortfalls: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     mtime: float = 0.0
 
@@ -91,10 +101,18 @@ class Job:
     def not_implemented(self) -> bool:
         return self.status == "failed" and "NotImplementedError" in self.error
 
+    @property
+    def condition(self) -> str | None:
+        """The noise condition: ``noise``, or ``<noise> -> <test_noise>`` for a mismatched-noise job."""
+        if self.noise is None or self.test_noise is None:
+            return self.noise
+        return f"{self.noise} -> {self.test_noise}"
+
     def describe(self) -> str:
         seed = "?" if self.seed is None else self.seed
         split = "" if self.eval_split == DEFAULT_EVAL_SPLIT else f" ({self.eval_split})"
-        base = f"{self.method}/{self.noise}/seed {seed}" if self.noise else f"{self.method}/seed {seed}"
+        noise = self.condition
+        base = f"{self.method}/{noise}/seed {seed}" if noise else f"{self.method}/seed {seed}"
         return base + split
 
 
@@ -167,6 +185,7 @@ def _identity_from_config(job_dir: Path) -> dict[str, Any]:
             "method": method.get("name"),
             "paper_column": method.get("paper_column"),
             "noise": cfg.get("noise"),
+            "test_noise": cfg.get("test_noise"),
             "seed": cfg.get("seed"),
             "corpus": data.get("corpus"),
             "eval_split": cfg.get("eval_split", data.get("eval_split")),
@@ -178,7 +197,7 @@ def _identity_from_config(job_dir: Path) -> dict[str, Any]:
 
 def _identity_from_overrides(overrides: Mapping[str, str]) -> dict[str, Any]:
     """Best-effort (task, method, noise, seed) of a job from its Hydra overrides."""
-    keys = {"method": "method", "noise": "noise", "task": "task", "seed": "seed"}
+    keys = {"method": "method", "noise": "noise", "test_noise": "test_noise", "task": "task", "seed": "seed"}
     ident = {field_: overrides[key] for field_, key in keys.items() if key in overrides}
     for key in ("data.eval_split", "eval_split"):  # the top-level key wins
         if key in overrides:
@@ -188,11 +207,15 @@ def _identity_from_overrides(overrides: Mapping[str, str]) -> dict[str, Any]:
 
 def _identity(job_dir: Path) -> dict[str, Any]:
     """What a job ran, from its saved config, else its overrides (for jobs without a readable metrics.json)."""
-    ident: dict[str, Any] = dict.fromkeys(("task", "method", "paper_column", "noise", "seed", "corpus"))
+    ident: dict[str, Any] = dict.fromkeys(
+        ("task", "method", "paper_column", "noise", "test_noise", "seed", "corpus")
+    )
     ident.update(_identity_from_overrides(_read_overrides(job_dir)))
     ident.update(_identity_from_config(job_dir))
-    for key in ("task", "method", "paper_column", "noise", "corpus"):
-        ident[key] = None if ident[key] is None else str(ident[key])
+    for key in ("task", "method", "paper_column", "noise", "test_noise", "corpus"):
+        ident[key] = None if ident[key] in (None, "null") else str(ident[key])
+    if ident["test_noise"] == ident["noise"]:
+        ident["test_noise"] = None
     ident["seed"] = _to_int(ident["seed"])
     split = ident.get("eval_split")
     ident["eval_split"] = str(split) if split in EVAL_SPLITS else DEFAULT_EVAL_SPLIT
@@ -276,6 +299,9 @@ def _load_job(job_dir: Path) -> Job:
             mtime,
         )
     components = data.get("components")
+    # metrics.json names test_noise only when the job was mismatched; a file without its noise keys says nothing.
+    test_noise = data.get("test_noise") if "noise" in data else ident.get("test_noise")
+    test_noise = None if test_noise is None or str(test_noise) == get("noise") else str(test_noise)
     job = Job(
         path=job_dir,
         metrics_file=metrics_file,
@@ -284,6 +310,7 @@ def _load_job(job_dir: Path) -> Job:
         method=get("method"),
         paper_column=get("paper_column"),
         noise=get("noise"),
+        test_noise=test_noise,
         seed=_to_int(data.get("seed", ident["seed"])),
         components={str(k): str(v) for k, v in components.items()} if isinstance(components, dict) else {},
         eval_split=str(split),
@@ -291,6 +318,7 @@ def _load_job(job_dir: Path) -> Job:
         config_hash=get("config_hash"),
         corpus=get("corpus") or ident["corpus"],
         summary=_parse_summary(data.get("summary")),
+        shortfalls=parse_shortfalls(data.get("shortfalls")),
         data=data,
         mtime=mtime,
     )
@@ -361,7 +389,8 @@ def load_jobs(roots: Sequence[str | os.PathLike[str]]) -> list[Job]:
 
 
 def dedupe(jobs: Iterable[Job], config_keys: Sequence[str] = ()) -> list[Job]:
-    """One job per (task, method, noise, seed, eval_split): prefer ok over failed over missing, then the newest.
+    """One job per (task, method, noise condition, seed, eval_split): prefer ok over failed over missing, then the
+    newest.
 
     Args:
         jobs: The jobs.
@@ -372,7 +401,7 @@ def dedupe(jobs: Iterable[Job], config_keys: Sequence[str] = ()) -> list[Job]:
     for job in jobs:
         config = job.data.get("config") or {}
         varied = tuple(json.dumps(lookup(config, key), default=str) for key in config_keys)
-        groups[(job.task, job.method, job.noise, job.seed, job.eval_split, *varied)].append(job)
+        groups[(job.task, job.method, job.condition, job.seed, job.eval_split, *varied)].append(job)
     chosen = []
     for group in groups.values():
         group.sort(key=lambda j: (rank.get(j.status, 3), -j.mtime, str(j.path)))

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vaenmf.data.shortfalls import SHORT_PREFIX
 from vaenmf.report.aggregate import ABLATION_METRICS, AblationTable, Cell, SpeechTable, split_line
 from vaenmf.report.jobs import Job
 from vaenmf.report.paired import REFERENCE, Difference, DifferenceTable
@@ -240,6 +241,12 @@ def _tex_cell(cell: Cell) -> str:
     return r"\begin{tabular}[c]{@{}c@{}}" + r"\\".join(lines) + r"\end{tabular}"
 
 
+def _tex_short(header: Sequence[str]) -> str:
+    """The header's shortfall line (:func:`~vaenmf.data.shortfalls.summarise_shortfalls`) for a caption, or ``""``."""
+    short = next((line for line in header if line.startswith(SHORT_PREFIX)), "")
+    return f" \\textbf{{{_tex_escape(short)}.}}" if short else ""
+
+
 def render_latex(result: SpeechTable) -> str:
     """A booktabs LaTeX table (needs ``booktabs`` and ``graphicx``); each cell: ours over [lo, hi] over (paper,
     diff)."""
@@ -254,7 +261,8 @@ def render_latex(result: SpeechTable) -> str:
         f"\\caption{{{caption}. Scored on the {split}. Each cell: ours, its 95\\% interval over utterances and "
         f"seeds [lo, hi] ([--]: no per-utterance rows), and (paper, ours $-$ paper); PESQ is raw narrow-band "
         f"P.862 MOS; $^\\ast$ marks cells where some seeds are incomplete. Seeds: "
-        f"{_tex_escape(', '.join('?' if s is None else str(s) for s in result.seeds) or 'none')}.}}\n"
+        f"{_tex_escape(', '.join('?' if s is None else str(s) for s in result.seeds) or 'none')}."
+        f"{_tex_short(result.header)}}}\n"
     )
     label = result.table if result.eval_split == "test" else f"{result.table}_{result.eval_split}"
     out.write(f"\\label{{tab:{label}}}\n\\resizebox{{\\textwidth}}{{!}}{{%\n")

@@ -1,5 +1,6 @@
 """Writing the speech report: ``table1.{md,csv,tex}``, ``table2.*``, ``ablation.{md,csv}`` and
-``differences.{md,csv}`` from jobs.
+``differences.{md,csv}`` from jobs, and ``conditions.{md,csv}`` for the noise conditions outside the paper's tables
+(other noises, pools, noise files, mismatched-noise jobs: :mod:`vaenmf.report.conditions`).
 
 Validation and test are never mixed: each split the speech jobs were scored on gets its own files, the test
 split under the plain names (``table1.md``, ...) and the validation split with a ``_validation`` suffix
@@ -16,7 +17,13 @@ from pathlib import Path
 from vaenmf.atomic import write_text_atomic
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.report.aggregate import build_ablation, build_table, check_split
-from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, table_of_noise
+from vaenmf.report.conditions import (
+    build_conditions,
+    other_conditions,
+    render_conditions_csv,
+    render_conditions_markdown,
+)
+from vaenmf.report.grid import TABLE_NOISES, Expected, default_expect, is_speech, table_of, table_of_noise
 from vaenmf.report.jobs import DEFAULT_EVAL_SPLIT, EVAL_SPLITS, Job, dedupe
 from vaenmf.report.paired import build_differences
 from vaenmf.report.render import (
@@ -45,7 +52,7 @@ def speech_splits_present(jobs: Iterable[Job]) -> list[str]:
 
 def speech_tables_present(jobs: Iterable[Job]) -> list[str]:
     """The tables (``table1``/``table2``) that have at least one speech job."""
-    present = {table_of_noise(j.noise) for j in jobs if is_speech(j)}
+    present = {table_of(j) for j in jobs if is_speech(j)}
     return [t for t in TABLE_NOISES if t in present]
 
 
@@ -54,7 +61,11 @@ def _ran(jobs: Iterable[Job], eval_split: str) -> Expected:
     return {
         (j.paper_column or j.method, j.noise)  # type: ignore[misc]
         for j in jobs
-        if is_speech(j) and j.eval_split == eval_split and (j.paper_column or j.method) and j.noise
+        if is_speech(j)
+        and j.eval_split == eval_split
+        and (j.paper_column or j.method)
+        and j.noise
+        and table_of(j) is not None
     }
 
 
@@ -66,7 +77,8 @@ def write_speech_report(
     splits: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write ``{table}.md``, ``{table}.csv``, ``{table}.tex`` for each table, ``ablation.md``/``.csv`` and
-    ``differences.md``/``.csv``, once per split (validation files with the suffix ``_validation``).
+    ``differences.md``/``.csv``, once per split (validation files with the suffix ``_validation``), and
+    ``conditions.md``/``.csv`` for the split's jobs of conditions outside the paper's tables, when there are any.
 
     Args:
         jobs: From :func:`~vaenmf.report.jobs.load_jobs`.
@@ -86,6 +98,7 @@ def write_speech_report(
         ConfigError: If a table or split name is unknown.
         DataError: If there is nothing to report (no speech job and no table asked for).
     """
+    others = {split: other_conditions(jobs, split) for split in EVAL_SPLITS}
     if tables is None:
         wanted = set(speech_tables_present(jobs))
         if expect:
@@ -94,10 +107,10 @@ def write_speech_report(
     for t in tables:
         if t not in TABLE_NOISES:
             raise ConfigError(f"unknown table {t!r}; expected one of {', '.join(TABLE_NOISES)}")
-    if not tables:
+    if not tables and not any(others.values()):
         raise DataError(
-            "no speech-enhancement job found (metrics.json with task 'speech' and noise factory, babble or "
-            "pooled); nothing to report"
+            "no speech-enhancement job found (metrics.json with task 'speech' and a noise condition); nothing to "
+            "report"
         )
     if splits is None:
         splits = speech_splits_present(jobs) or [DEFAULT_EVAL_SPLIT]
@@ -113,6 +126,17 @@ def write_speech_report(
         wanted = expect
         if wanted is None:
             wanted = default_expect(tables) if split == DEFAULT_EVAL_SPLIT else _ran(speech, split)
+        if others.get(split):
+            conditions = build_conditions(jobs, split)
+            written.append(
+                write_text_atomic(out / f"conditions{suffix}.md", render_conditions_markdown(conditions))
+            )
+            written.append(
+                write_text_atomic(out / f"conditions{suffix}.csv", render_conditions_csv(conditions))
+            )
+        in_tables = any(is_speech(j) and table_of(j) and j.eval_split == split for j in speech)
+        if not tables or (others.get(split) and not in_tables and expect is None):
+            continue  # this split's jobs are all of other conditions: no paper table of "not run" cells
         ablations, differences = [], []
         for t in tables:
             result = build_table(speech, t, wanted, eval_split=split)

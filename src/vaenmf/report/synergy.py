@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vaenmf.atomic import save_figure_atomic, write_text_atomic
+from vaenmf.data.shortfalls import summarise_shortfalls
 from vaenmf.errors import DataError
 from vaenmf.report.jobs import Job, ReportWarning
 from vaenmf.report.uncertainty import interval
@@ -263,9 +264,11 @@ def _describe_setup(jobs: Sequence[Job]) -> str:
 def render_markdown(jobs: Sequence[Job], rows: RowsByMethod | None = None) -> str:
     """Summary table (mean, std, min VAF per method, split, reconstruction) and the paper's two claims."""
     rows = rows_by_method(jobs) if rows is None else rows
-    lines = [
-        f"# Muscle synergies (Figure 2): VAF of {_describe_setup(jobs)}",
-        "",
+    lines = [f"# Muscle synergies (Figure 2): VAF of {_describe_setup(jobs)}", ""]
+    short = summarise_shortfalls(j.shortfalls for j in jobs if j.status == "ok")
+    if short:
+        lines += [f"**{short}**", ""]
+    lines += [
         VAF_DEFINITION,
         "",
         "Mean VAF [95% interval]: Student t-interval over the subject x movement values of one seed (each movement "

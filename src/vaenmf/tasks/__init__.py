@@ -28,7 +28,7 @@ TASKS: dict[str, TaskSpec] = {
     "speech": TaskSpec(
         "vaenmf.tasks.speech",
         "vaenmf.data.speech.SpeechDataModule",
-        "data=speech_demo or data=speech_timit",
+        "data=speech_demo, data=speech_timit or data=speech_folder",
         "speech enhancement (Tables 1-2)",
     ),
     "synergy": TaskSpec(

@@ -6,9 +6,10 @@ logged, and a rerun only ever continuing the job that the folder holds.
 - **Same config only.** A folder that holds a job (its ``metrics.json``, or the ``config.yaml`` of a job that
   was killed before it finished) is continued only by a job with the same config hash: another config is
   refused with the keys that differ, before any work, so a checkpoint is never resumed under another config.
-- **Complete results kept.** A job whose ``metrics.json`` is complete (``status: ok``) under the same code is not
-  run again (a requeued task, or a rerun sweep, skips it); an attempt that fails or is interrupted never replaces
-  a complete ``metrics.json``.
+- **Complete results kept.** A job whose ``metrics.json`` is complete (``status: ok``) under the same code, and from
+  the same versions of the user's own files its config names by path (``input_stamps``:
+  :mod:`vaenmf.tasks.inputs`), is not run again (a requeued task, or a rerun sweep, skips it); an attempt that fails
+  or is interrupted never replaces a complete ``metrics.json``.
 - **Attempts.** Every attempt appends one line to ``attempts.jsonl`` (start, end, status, error, commit, config
   hash, host, pid), including refused ones.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -26,6 +28,8 @@ from typing import Any
 from vaenmf.atomic import write_json_atomic
 from vaenmf.errors import ConfigError
 from vaenmf.tasks.runtime import container_hash, scientific_part
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".vaenmf.lock"
 ATTEMPTS_NAME = "attempts.jsonl"
@@ -129,7 +133,12 @@ class JobDirectory:
             return None
         return container if isinstance(container, dict) else None
 
-    def previous_result(self, config: dict[str, Any], git_commit: str | None = None) -> dict[str, Any] | None:
+    def previous_result(
+        self,
+        config: dict[str, Any],
+        git_commit: str | None = None,
+        input_stamps: dict[str, str] | None = None,
+    ) -> dict[str, Any] | None:
         """The complete result of this very job from an earlier attempt, or None when it must (re)run.
 
         A complete result counts when it was computed by the same code (``git_commit``): after a code change the
@@ -138,6 +147,8 @@ class JobDirectory:
         Args:
             config: The job's resolved config (as recorded in metrics.json).
             git_commit: The code's commit (None: any).
+            input_stamps: The stamps of the user's files the config names by path (:mod:`vaenmf.tasks.inputs`);
+                a result recorded with other stamps (the files changed) is not reused. None: not compared.
 
         Every rank of a DDP job reads it (only rank 0 writes), so that all of them skip, refuse or run alike.
 
@@ -163,7 +174,12 @@ class JobDirectory:
             )
         complete = metrics is not None and metrics.get("status") == "ok"
         same_code = git_commit is None or (metrics or {}).get("git_commit") == git_commit
-        return metrics if complete and same_code else None
+        same_files = input_stamps is None or ((metrics or {}).get("input_stamps") or {}) == input_stamps
+        if complete and same_code and not same_files:
+            log.info(
+                "%s: the files the config names by path changed since its result; running it again", self.path
+            )
+        return metrics if complete and same_code and same_files else None
 
     # ----------------------------------------------------------------------------------------- record
     def record(self, metrics: dict[str, Any]) -> bool:

@@ -96,12 +96,30 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+#: Keys added after jobs were recorded, whose null means what their absence meant: a config with one of them null is
+#: the config without it (the same hash), so that the folders of earlier jobs stay theirs.
+NULL_AS_ABSENT_KEYS = ("test_noise", "data.test_noise")
+
+
+def _without_null_new_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the keys of :data:`NULL_AS_ABSENT_KEYS` that are null (top level or one level down; the
+    caller's container is not changed)."""
+    out = dict(config)
+    for dotted in NULL_AS_ABSENT_KEYS:
+        head, _, leaf = dotted.rpartition(".")
+        if not head:
+            if leaf in out and out[leaf] is None:
+                del out[leaf]
+        elif isinstance(out.get(head), dict) and leaf in out[head] and out[head][leaf] is None:
+            out[head] = {key: value for key, value in out[head].items() if key != leaf}
+    return out
+
+
 def scientific_part(config: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config container without the keys that do not change a result (:data:`NON_SCIENTIFIC_KEYS`),
-    integral floats written as ints."""
-    return _canonical(
-        {key: value for key, value in config.items() if key not in (*NON_SCIENTIFIC_KEYS, "hydra")}
-    )
+    """A resolved config container without the keys that do not change a result (:data:`NON_SCIENTIFIC_KEYS`) and
+    without the new keys that are null (:data:`NULL_AS_ABSENT_KEYS`), integral floats written as ints."""
+    kept = {key: value for key, value in config.items() if key not in (*NON_SCIENTIFIC_KEYS, "hydra")}
+    return _canonical(_without_null_new_keys(kept))
 
 
 def container_hash(config: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
 from vaenmf.atomic import save_npz_atomic, write_json_atomic
+from vaenmf.data.shortfalls import shortfall_text
 from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
 from vaenmf.models.gamma import posterior_activations
@@ -362,6 +363,9 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         )
 
     summary = summarise_vaf(results)
+    shortfalls = datamodule.shortfalls() if hasattr(datamodule, "shortfalls") else []
+    for entry in shortfalls:
+        log.warning("short of the protocol: %s", shortfall_text(entry))
     for key, entry in summary.items():
         if "vaf_mean" in entry:
             log.info(
@@ -384,6 +388,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     return {
         "corpus": str(cfg.data.get("corpus", "demo")),
         "rank": int(cfg.dictionary.rank),
+        # What the recordings gave fewer of than the job asked (vaenmf.data.shortfalls); [] when nothing.
+        "shortfalls": shortfalls,
         "summary": summary,
         "rows": results,
         "timings_s": timings,
