@@ -1,18 +1,20 @@
-"""The records of the speech data: a noisy :class:`Mixture` and its parts, and the lazy :class:`SpeechItem`."""
+"""The records of the speech data: a noisy :class:`Mixture` and its parts, its :class:`TrainingSpectra`, and the lazy
+:class:`SpeechItem`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vaenmf.data.audio import read_audio
-from vaenmf.data.features import SAMPLE_RATE
+from vaenmf.data.features import SAMPLE_RATE, magnitude
 from vaenmf.data.synthetic import Utterance
 
-__all__ = ["Mixture", "SpeechItem"]
+__all__ = ["Mixture", "SpeechItem", "TrainingSpectra", "magnitudes", "training_data"]
 
 
 @dataclass
@@ -51,6 +53,44 @@ class Mixture:
     utterance: str = ""
     noise_offset: int = -1
     scale: float = 1.0
+
+
+@dataclass
+class TrainingSpectra:
+    """The magnitude spectrograms of a training mixture and of its parts (what the networks train on).
+
+    Attributes:
+        name: The mixture's name (:attr:`Mixture.name`).
+        mixture, speech, noise: ``magnitude()`` of the mixture, the clean speech and the scaled noise.
+
+    Shape:
+        - mixture, speech, noise: ``(257, frames)``, float32, nonnegative.
+    """
+
+    name: str
+    mixture: torch.Tensor
+    speech: torch.Tensor
+    noise: torch.Tensor
+
+
+def magnitudes(item: Mixture | TrainingSpectra) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(mixture, speech, noise)`` magnitudes of a training mixture, computed from a :class:`Mixture`'s waveforms
+    or taken from :class:`TrainingSpectra` (the same values).
+
+    Shape:
+        - output: three ``(257, frames)`` tensors.
+    """
+    if isinstance(item, TrainingSpectra):
+        return item.mixture, item.speech, item.noise
+    return magnitude(item.mixture), magnitude(item.speech), magnitude(item.noise)
+
+
+def training_data(datamodule: Any) -> list[Mixture] | list[TrainingSpectra]:
+    """What a method trains on: the data module's ``training_spectra()`` when it has them (prepared once, possibly
+    from the feature cache), else its ``training_mixtures()`` (their magnitudes are the same: :func:`magnitudes`)."""
+    if hasattr(datamodule, "training_spectra"):
+        return datamodule.training_spectra()
+    return datamodule.training_mixtures()
 
 
 @dataclass

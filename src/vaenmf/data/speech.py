@@ -40,20 +40,22 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from vaenmf.data.audio import read_audio
+from vaenmf.data.audio import NOISEX_SAMPLE_RATE, read_audio
+from vaenmf.data.cache import FeatureCache
 from vaenmf.data.features import SAMPLE_RATE, magnitude
 from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
 from vaenmf.data.noises import DEMO_NOISES, NoiseSpec, noise_stream, parse_noise
 from vaenmf.data.noisex import find_noise_file
-from vaenmf.data.records import Mixture, SpeechItem
+from vaenmf.data.records import Mixture, SpeechItem, TrainingSpectra, magnitudes
 from vaenmf.data.shortfalls import shortfall
 from vaenmf.data.splits import (
     SPEAKER_PARTS,
@@ -64,12 +66,15 @@ from vaenmf.data.splits import (
     three_way_speaker_split,
     timit_pools,
 )
+from vaenmf.data.stamps import file_stamp
 from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
 from vaenmf.data.timit import CORE_TEST_SPEAKERS, CORE_TEST_UTTERANCES, DEV_UTTERANCES, TRAIN_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
 __all__ = ["EVAL_SPLITS", "SpeechDataModule", "noise_split_points"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +257,7 @@ class SpeechDataModule(pl.LightningDataModule):
             or 1
         )
         self.sr = SAMPLE_RATE
+        self._feature_cache: FeatureCache | None = None
         self._ready = False
         self._cache: dict[str, object] = {}
 
@@ -271,6 +277,33 @@ class SpeechDataModule(pl.LightningDataModule):
             )
         return timit, noisex
 
+    def use_feature_cache(self, root: str | Path | None) -> None:
+        """Keep the resampled noise files, the speech dictionary frames and the training spectrograms in a
+        :class:`~vaenmf.data.cache.FeatureCache` at ``root`` (None: compute them in every job); call before
+        :meth:`setup`. The data are the same either way."""
+        self._feature_cache = FeatureCache(root) if root is not None else None
+
+    def _cached(self, kind: str, parts: dict[str, object], compute: Callable[[], T]) -> T:
+        """``compute()``, through the feature cache when there is one (keyed by ``kind`` and ``parts``)."""
+        cache = self._feature_cache
+        return compute() if cache is None else cache.get(kind, parts, compute)
+
+    def _item_stamp(self, item: SpeechItem) -> list[object]:
+        """What an utterance is: its file's stamp, or for the demo corpus its name, the seed and sample rate."""
+        if item.path is not None:
+            return [item.name, *file_stamp(item.path)]
+        return [item.name, "demo", self.seed, self.sr, self.demo_speakers, self.demo_validation_speakers]
+
+    def _read_noise(self, path: Path) -> tuple[torch.Tensor, list[object]]:
+        """A noise file at the pipeline rate (through the feature cache, keyed by the file's stamp), and the stamp."""
+        stamp: list[object] = list(file_stamp(path))
+        wave = self._cached(
+            "noise",
+            {"file": stamp, "sr": self.sr, "mat_sample_rate": NOISEX_SAMPLE_RATE},
+            lambda: read_audio(path, target_sr=self.sr)[0],
+        )
+        return wave, stamp
+
     def _noisex_folder(self) -> Path | None:
         """Where named noises are read from: ``noisex_root``, else (TIMIT, folder) ``data_root/noisex92``; None for
         the demo without ``noisex_root`` (it generates factory and babble)."""
@@ -286,11 +319,13 @@ class SpeechDataModule(pl.LightningDataModule):
             return Path(self.data_root).expanduser() / "noisex92"
         return None
 
-    def _load_noises(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """Every noise of ``noise`` and ``test_noise`` at the pipeline rate, and where each came from."""
+    def _load_noises(self) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, list[object]]]:
+        """Every noise of ``noise`` and ``test_noise`` at the pipeline rate, where each came from, and what each is
+        (its file's stamp, or the demo generator's kind, duration and seed: for the keys of cached features)."""
         folder = self._noisex_folder()
         noises: dict[str, torch.Tensor] = {}
         sources: dict[str, str] = {}
+        stamps: dict[str, list[object]] = {}
         for name, spec in self._noise_specs.items():
             if spec.path is not None:
                 if not spec.path.is_file():
@@ -299,11 +334,11 @@ class SpeechDataModule(pl.LightningDataModule):
                         + (f", test_noise={self.test_noise!r}" if self.test_noise else "")
                         + "); expected an audio file (WAV, FLAC, OGG, AIFF or a NOISEX-style .mat), any sample rate"
                     )
-                noises[name], _ = read_audio(spec.path, target_sr=self.sr)
+                noises[name], stamps[name] = self._read_noise(spec.path)
                 sources[name] = str(spec.path.resolve())
             elif folder is not None:
                 path = find_noise_file(folder, name)
-                noises[name], _ = read_audio(path, target_sr=self.sr)
+                noises[name], stamps[name] = self._read_noise(path)
                 sources[name] = str(path)
             elif name in DEMO_NOISES:
                 if self.corpus != "demo":
@@ -312,8 +347,13 @@ class SpeechDataModule(pl.LightningDataModule):
                         name,
                         name,
                     )
-                noises[name] = make_noise(name, self.demo_noise_seconds, self.seed)
+                noises[name] = self._cached(
+                    "demo_noise",
+                    {"name": name, "seconds": self.demo_noise_seconds, "seed": self.seed, "sr": self.sr},
+                    functools.partial(make_noise, name, self.demo_noise_seconds, self.seed),
+                )
                 sources[name] = f"demo:{name}(seed={self.seed})"
+                stamps[name] = [sources[name], self.demo_noise_seconds, self.sr]
             else:
                 which = (
                     "the demo corpus (data=speech_demo)"
@@ -325,7 +365,7 @@ class SpeechDataModule(pl.LightningDataModule):
                     "give their folder (+data.noisex_root=/path/to/noisex92 on the demo, data.noisex_root=... or "
                     f"DATA_ROOT otherwise), or give a file by path (noise=/path/to/{name}.wav)"
                 )
-        return noises, sources
+        return noises, sources, stamps
 
     def setup(self, stage: str | None = None) -> None:
         """Plan the splits and load/generate the noise (and demo speech). Idempotent; deterministic."""
@@ -366,7 +406,7 @@ class SpeechDataModule(pl.LightningDataModule):
                 sorted({it.speaker for it in part})
                 for part in (pools.dictionary, pools.training, pools.validation, pools.test)
             )
-        noises, self.noise_sources = self._load_noises()
+        noises, self.noise_sources, self._noise_stamps = self._load_noises()
 
         self.dictionary_speakers, self.train_speakers, self.validation_speakers, self.test_speakers = (
             list(g) for g in groups
@@ -529,16 +569,16 @@ class SpeechDataModule(pl.LightningDataModule):
         """
         self._check_ready()
         if "speech_frames" not in self._cache:
-            rng = stream_rng(self.seed, _S_DICT_SPEECH)
-            order = rng.permutation(len(self._dict_items))
-            mats, total = [], 0
-            for i in order:
-                mag = drop_silent_frames(magnitude(self._dict_items[i].load()), self.silence_threshold_db)
-                mats.append(mag)
-                total += mag.shape[1]
-                if total >= self.dict_speech_frames:
-                    break
-            X = select_frames(torch.cat(mats, dim=1), self.dict_speech_frames, rng)
+            X = self._cached(
+                "speech_frames",
+                {
+                    "items": [self._item_stamp(it) for it in self._dict_items],
+                    "frames": self.dict_speech_frames,
+                    "silence_threshold_db": self.silence_threshold_db,
+                    "seed": self.seed,
+                },
+                self._draw_speech_frames,
+            )
             if X.shape[1] < self.dict_speech_frames:
                 log.warning(
                     "speech dictionary: only %d non-silent frames available (asked %d)",
@@ -557,6 +597,18 @@ class SpeechDataModule(pl.LightningDataModule):
                 )
             self._cache["speech_frames"] = X
         return self._cache["speech_frames"]  # type: ignore[return-value]
+
+    def _draw_speech_frames(self) -> torch.Tensor:
+        rng = stream_rng(self.seed, _S_DICT_SPEECH)
+        order = rng.permutation(len(self._dict_items))
+        mats, total = [], 0
+        for i in order:
+            mag = drop_silent_frames(magnitude(self._dict_items[i].load()), self.silence_threshold_db)
+            mats.append(mag)
+            total += mag.shape[1]
+            if total >= self.dict_speech_frames:
+                break
+        return select_frames(torch.cat(mats, dim=1), self.dict_speech_frames, rng)
 
     def noise_dictionary_frames(self, kind: str | None = None) -> torch.Tensor:
         """Magnitude frames of the training part of the noise(s).
@@ -684,6 +736,40 @@ class SpeechDataModule(pl.LightningDataModule):
         if "train" not in self._cache:
             self._cache["train"] = list(self.iter_training_mixtures())
         return self._cache["train"]  # type: ignore[return-value]
+
+    def training_spectra(self) -> list[TrainingSpectra]:
+        """The magnitude spectrograms of the training mixtures and their parts (cached, also on disk with
+        :meth:`use_feature_cache`): what :meth:`training_mixtures` gives, transformed, without the waveforms.
+
+        The same values as ``magnitudes(m)`` of each of :meth:`training_mixtures`, in the same order.
+
+        Returns:
+            One :class:`~vaenmf.data.records.TrainingSpectra` per training mixture.
+        """
+        self._check_ready()
+        if "train_spectra" not in self._cache:
+            parts = {
+                "items": [self._item_stamp(it) for it in self._train_items],
+                "noises": {k: self._noise_stamps[k] for k in self.noise_kinds},
+                "bounds": {k: list(self.noise_part_bounds(k, "training")) for k in self.noise_kinds},
+                "train_snrs": list(self.train_snrs),
+                "mixtures_per_train_utterance": self.mixtures_per_train_utterance,
+                "seed": self.seed,
+            }
+            packed = self._cached("train_spectra", parts, self._pack_training_spectra)
+            self._cache["train_spectra"] = [
+                TrainingSpectra(name, *(packed[part][i] for part in ("mixture", "speech", "noise")))
+                for i, name in enumerate(packed["names"])
+            ]
+        return self._cache["train_spectra"]  # type: ignore[return-value]
+
+    def _pack_training_spectra(self) -> dict[str, list]:
+        packed: dict[str, list] = {"names": [], "mixture": [], "speech": [], "noise": []}
+        for mix in self.iter_training_mixtures():
+            packed["names"].append(mix.name)
+            for part, mag in zip(("mixture", "speech", "noise"), magnitudes(mix), strict=True):
+                packed[part].append(mag)
+        return packed
 
     def iter_evaluation_mixtures(self, split: str = "test") -> Iterator[tuple[float, Mixture]]:
         """Yield ``(snr, mixture)`` pairs of the validation or the test split one at a time, without caching

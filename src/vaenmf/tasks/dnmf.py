@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vaenmf.callbacks import EpochProgressBar
-from vaenmf.data.features import magnitude
+from vaenmf.data.records import magnitudes, training_data
 from vaenmf.errors import ConfigError, DataError, VaenmfError
 from vaenmf.nmf.divergence import check_beta
 from vaenmf.nmf.dnmf import check_mask_power, dnmf_objective
@@ -74,9 +74,10 @@ def dnmf_training_matrices(
     # Per-utterance work on 257-bin spectrograms: one thread (see runtime.single_threaded).
     with single_threaded():
         for mix in mixtures:
-            M = magnitude(mix.mixture).to(W.dtype)
+            mixture_mag, speech_mag, _ = magnitudes(mix)
+            M = mixture_mag.to(W.dtype)
             mags.append(M)
-            speech_mags.append(magnitude(mix.speech).to(W.dtype))
+            speech_mags.append(speech_mag.to(W.dtype))
             activations.append(fit_activations(M, W, beta=beta, n_iter=n_iter, l1=l1))
     return torch.cat(mags, dim=1), torch.cat(speech_mags, dim=1), torch.cat(activations, dim=1)
 
@@ -164,7 +165,7 @@ def train_reconstruction_bases(
         rcfg: The ``reconstruction`` config group (``conf/reconstruction/dnmf.yaml``).
         job: The job's context.
         W_speech, W_noise: The analysis bases (the NMF dictionaries).
-        datamodule: Provides ``training_mixtures()``.
+        datamodule: Provides ``training_spectra()`` (or ``training_mixtures()``; :func:`~vaenmf.data.records.training_data`).
         seed: The job's seed (the updates are deterministic; kept for a uniform stage signature).
 
     Returns:
@@ -199,7 +200,7 @@ def train_reconstruction_bases(
         if isinstance(err.__cause__, VaenmfError):
             raise err.__cause__ from None
         raise ConfigError(f"reconstruction.system could not be built: {err}") from None
-    mixtures = datamodule.training_mixtures()
+    mixtures = training_data(datamodule)
     M, S, H = dnmf_training_matrices(mixtures, W_speech, W_noise, beta=beta, n_iter=n_iter, l1=l1)
     r_s = W_speech.shape[1]
     objective_before = _objective(system, M, S, H, r_s)

@@ -16,8 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vaenmf.callbacks import FiniteLossGuard
-from vaenmf.data.features import magnitude
 from vaenmf.data.matrix import TensorDataModule
+from vaenmf.data.records import magnitudes, training_data
 from vaenmf.errors import ConfigError, DataError
 from vaenmf.models.drnn import DRNN
 from vaenmf.tasks.runtime import fingerprint, seed_stage
@@ -59,7 +59,7 @@ def drnn_training_sequences(
         raise DataError("the DRNN needs training mixtures, but the data module provided none")
     pieces: list[list[torch.Tensor]] = [[], [], []]
     for mix in mixtures:
-        mags = [magnitude(w).T.to(torch.float32) for w in (mix.mixture, mix.speech, mix.noise)]  # (T, F) each
+        mags = [mag.T.to(torch.float32) for mag in magnitudes(mix)]  # (T, F) each
         if not mags[0].shape == mags[1].shape == mags[2].shape:
             raise DataError(
                 "mixture, speech and noise of a training mixture must have the same length, got spectrograms "
@@ -131,7 +131,7 @@ def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) 
     Args:
         cfg: The ``network`` config node (``conf/network/drnn.yaml``).
         job: The job's :class:`~vaenmf.tasks.runtime.JobContext` (trainer, checkpoints, threads).
-        datamodule: A set-up speech data module (``training_mixtures()``).
+        datamodule: A set-up speech data module (``training_spectra()``: :func:`~vaenmf.data.records.training_data`).
         seed: Seed of the batch shuffling.
 
     Raises:
@@ -139,7 +139,7 @@ def build_drnn_separator(cfg: DictConfig, job: Any, datamodule: Any, seed: int) 
         DataError: If the data module has no training mixtures.
     """
     sequence_length, max_epochs, batch_size, val_fraction = _checked_settings(cfg)
-    mixtures = list(datamodule.training_mixtures())
+    mixtures = list(training_data(datamodule))
     if not mixtures:
         raise DataError("the DRNN needs training mixtures, but the data module provided none")
     n_val = int(round(len(mixtures) * val_fraction))

@@ -39,6 +39,7 @@ NON_SCIENTIFIC_KEYS = (
     "tags",
     "task_name",
     "cache_dictionaries",
+    "cache_features",
     "torch_threads",
     "scoring_workers",
     "cache_input_scores",

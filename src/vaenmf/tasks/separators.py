@@ -11,8 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from vaenmf.callbacks import FiniteLossGuard
-from vaenmf.data.features import magnitude, stack_context
+from vaenmf.data.features import stack_context
 from vaenmf.data.matrix import TensorDataModule
+from vaenmf.data.records import magnitudes, training_data
 from vaenmf.errors import ConfigError
 from vaenmf.nmf.masks import separate_mu, separate_with_activations
 from vaenmf.nmf.updates import fit_activations
@@ -142,9 +143,10 @@ def encoder_training_pairs(
         raise ConfigError("the encoding DNN needs training mixtures, but the data module provided none")
     inputs, speech_mags, noise_mags = [], [], []
     for mix in mixtures:
-        inputs.append(stack_context(magnitude(mix.mixture).T, context))
-        speech_mags.append(magnitude(mix.speech))
-        noise_mags.append(magnitude(mix.noise))
+        mixture_mag, speech_mag, noise_mag = magnitudes(mix)
+        inputs.append(stack_context(mixture_mag.T, context))
+        speech_mags.append(speech_mag)
+        noise_mags.append(noise_mag)
     S = torch.cat(speech_mags, dim=1).to(W_speech.dtype)
     N = torch.cat(noise_mags, dim=1).to(W_noise.dtype)
     H_speech = fit_activations(S, W_speech, beta=beta, n_iter=n_iter)
@@ -205,7 +207,7 @@ def build_dnn_separator(
     Training mixtures come from the training split only (other speakers than the test set, the training part
     of the noise). The last ``val_fraction`` of them are held out to log a validation MSE.
     """
-    mixtures = datamodule.training_mixtures()
+    mixtures = training_data(datamodule)
     inputs, targets = encoder_training_pairs(
         mixtures,
         W_speech,

@@ -15,6 +15,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -274,6 +275,9 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     cpu_timings: dict[str, float] = {}
     start, cpu_start = time.perf_counter(), time.process_time()
     datamodule = instantiate(cfg.data)
+    if cfg.get("cache_features", True) and hasattr(datamodule, "use_feature_cache"):
+        # Resampled noise, speech dictionary frames and training spectrograms, prepared once per sweep.
+        datamodule.use_feature_cache(Path(job.cfg.paths.cache_dir) / "features")
     datamodule.setup("fit")
     timings["data"] = time.perf_counter() - start
     cpu_timings["data"] = time.process_time() - cpu_start
