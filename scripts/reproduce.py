@@ -240,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     if jobs > 1 and len(commands) > 1:
         slots = out / f".job-slots-{os.getpid()}"
         shutil.rmtree(slots, ignore_errors=True)
-        print(f"\n=== {', '.join(e for e, _ in commands)} at once, {jobs} jobs at a time (slots in {slots})", flush=True)
+        print(
+            f"\n=== {', '.join(e for e, _ in commands)} at once, {jobs} jobs at a time (slots in {slots})",
+            flush=True,
+        )
         for experiment, command in commands:
             print(f"=== {experiment}: {' '.join(command[2:])}", flush=True)
         try:
