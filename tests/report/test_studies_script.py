@@ -135,7 +135,7 @@ def test_list_only_and_dry_run(studies, tmp_path, capsys):
     listed = capsys.readouterr().out
     for spec in studies.STUDIES:
         assert f"{spec.name}: {spec.what}" in listed
-    assert "current default (the reference row): network.epochs=200" in listed
+    assert "current default (the reference row): network.epochs=100" in listed
     assert "held-out training repetitions 8, 9 (fit on 1, 3, 4, 6, 7)" in listed
     with pytest.raises(SystemExit) as exc:
         studies.main(["--only", "nmf_mu_iterations,nope", "--dry-run"])
