@@ -312,7 +312,8 @@ def test_sweep_jobs_share_the_sweep_group_and_the_report_adds_a_summary_run(
     assert len(run_folders(out / "wandb")) == 1
 
 
-@pytest.mark.parametrize("batched", ["false", "true"])
+# The per-movement path (batched=false) is `slow`: the default batched path runs in `make test`.
+@pytest.mark.parametrize("batched", [pytest.param("false", marks=pytest.mark.slow), "true"])
 def test_synergy_job_logs_movement_table_figure_and_stable_curve_keys(tmp_path, train_cli, batched):
     out = tmp_path / "job"
     args = [

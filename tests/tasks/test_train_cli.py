@@ -110,7 +110,8 @@ def test_smoke_job_end_to_end_from_another_directory(
     assert "enhance+score" in result.stderr  # the progress bar the rank-0 test relies on being absent
 
 
-@pytest.mark.parametrize("logger", ["none", "wandb"])
+# logger=none is `slow`: every other CLI test runs a job with the csv logger, this one only drops it.
+@pytest.mark.parametrize("logger", [pytest.param("none", marks=pytest.mark.slow), "wandb"])
 def test_other_loggers(tmp_path, logger, train_cli):
     out = tmp_path / "job"
     overrides = [
