@@ -150,23 +150,9 @@ def score_parts(
     Raises:
         DataError: As :func:`score_utterance` (e.g. for an all-zero estimate).
     """
-    from vaenmf.metrics.bss_eval import SpeechBSSEval
-    from vaenmf.metrics.speech import SCORE_KEYS, _as_signal, _same_length, pesq_scores, stoi_score
+    from vaenmf.metrics.speech import utterance_scorer
 
-    s = _as_signal(speech, "speech")
-    n = _as_signal(noise, "noise")
-    s_hat = _as_signal(estimate, "estimate")
-    y = _as_signal(mixture, "mixture")
-    _same_length(speech=s, noise=n, estimate=s_hat, mixture=y)
-    bss = SpeechBSSEval(np.stack([s, n]))
-
-    def one(est: np.ndarray, suffix: str) -> dict[str, float]:
-        scores: dict[str, float] = {}
-        scores.update(bss(est))
-        scores.update(pesq_scores(s, est, sr))
-        scores["stoi"] = stoi_score(s, est, sr)
-        return {f"{k}{suffix}": scores[k] for k in SCORE_KEYS}
-
+    one, s_hat, y = utterance_scorer(speech, noise, estimate, mixture, sr)
     estimate_scores, estimate_warned = _captured(one, s_hat, "")
     if not with_input:
         return estimate_scores, estimate_warned, None, []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "pesq_mos_lqo_to_raw",
     "stoi_score",
     "score_utterance",
+    "utterance_scorer",
     "SCORE_KEYS",
 ]
 
@@ -284,6 +286,25 @@ def score_utterance(
         See :func:`bss_eval_speech` (computed by :class:`vaenmf.metrics.bss_eval.SpeechBSSEval`, which shares
         the reference-side work between the two estimates), :func:`pesq_scores`, :func:`stoi_score`.
     """
+    scorer, s_hat, y = utterance_scorer(speech, noise, estimate, mixture, sr)
+    return {**scorer(s_hat, ""), **scorer(y, "_input")}
+
+
+def utterance_scorer(
+    speech: Any, noise: Any, estimate: Any, mixture: Any, sr: int = 16000
+) -> tuple[Callable[[np.ndarray, str], dict[str, float]], np.ndarray, np.ndarray]:
+    """The checked signals of one utterance and the function that scores one of them against its references.
+
+    Shared by :func:`score_utterance` and the scoring pool (:func:`vaenmf.metrics.pool.score_parts`), which
+    scores the estimate and the input separately: the same conversions, checks and calls in the same order.
+
+    Returns:
+        ``(score, estimate, mixture)``: ``score(signal, suffix)`` gives BSS Eval, PESQ and STOI of ``signal``
+        with ``suffix`` appended to every key; the estimate and the mixture as checked float signals.
+
+    Raises:
+        DataError: For a signal that is not one finite 1-D waveform, or signals of different lengths.
+    """
     s = _as_signal(speech, "speech")
     n = _as_signal(noise, "noise")
     s_hat = _as_signal(estimate, "estimate")
@@ -294,11 +315,12 @@ def score_utterance(
     # The same BSS Eval v3 numbers as bss_eval_speech (tested to 0.01 dB), with the references' Gram matrices
     # built once for both the estimate and the mixture.
     bss = SpeechBSSEval(np.stack([s, n]))
-    out: dict[str, float] = {}
-    for suffix, est in (("", s_hat), ("_input", y)):
+
+    def score(est: np.ndarray, suffix: str) -> dict[str, float]:
         scores: dict[str, float] = {}
         scores.update(bss(est))
         scores.update(pesq_scores(s, est, sr))
         scores["stoi"] = stoi_score(s, est, sr)
-        out.update({f"{k}{suffix}": scores[k] for k in SCORE_KEYS})
-    return out
+        return {f"{k}{suffix}": scores[k] for k in SCORE_KEYS}
+
+    return score, s_hat, y
