@@ -53,7 +53,9 @@ def _datamodule(args: argparse.Namespace) -> Any:
 
     name = "speech_timit" if args.timit_root else "speech_demo"
     data = OmegaConf.load(REPO_ROOT / "conf" / "data" / f"{name}.yaml")
-    data.merge_with({"noise": args.noise, "test_noise": None, "seed": 0, "n_test_utterances": args.utterances})
+    data.merge_with(
+        {"noise": args.noise, "test_noise": None, "seed": 0, "n_test_utterances": args.utterances}
+    )
     if args.timit_root:
         data.merge_with({"data_root": None, "timit_root": args.timit_root, "noisex_root": args.noisex_root})
     # Resolved after the overrides: the file's interpolations (${noise}, ${.n_test_utterances}) take their values.
