@@ -31,7 +31,7 @@ from vaenmf.report.aggregate import (
 from vaenmf.report.grid import is_speech, table_of
 from vaenmf.report.jobs import Job, dedupe
 from vaenmf.report.paper import PAPER_ROWS
-from vaenmf.report.render import INTERVAL_NOTE, _ci_fields, _label, _num, _ours_text
+from vaenmf.report.render import CELL_CSV_FIELDS, INTERVAL_NOTE, _label, _ours_text, cell_csv_values
 
 __all__ = ["ConditionTable", "other_conditions", "build_conditions", "render_conditions_markdown",
            "render_conditions_csv"]  # fmt: skip
@@ -176,25 +176,9 @@ def render_conditions_markdown(tables: Sequence[ConditionTable]) -> str:
 
 
 CONDITION_CSV_FIELDS = (
-    "condition",
-    "corpus",
-    "noise",
-    "test_noise",
-    "eval_split",
-    "snr",
-    "method",
-    "components",
-    "metric",
-    "ours",
-    "lo",
-    "hi",
-    "std",
-    "n_seeds",
-    "n_utterances",
-    "status",
-    "note",
-    "ci_note",
-)
+    "condition", "corpus", "noise", "test_noise", "eval_split", "snr", "method", "components", "metric",
+    *CELL_CSV_FIELDS,
+)  # fmt: skip
 
 
 def render_conditions_csv(tables: Sequence[ConditionTable]) -> str:
@@ -208,27 +192,6 @@ def render_conditions_csv(tables: Sequence[ConditionTable]) -> str:
             for label in ABLATION_METRICS:
                 for row in PAPER_ROWS:
                     cell = t.cells[(method, row, label)]
-                    lo, hi, _se, _df, n_utt = _ci_fields(cell.ci)
-                    writer.writerow(
-                        [
-                            t.condition,
-                            t.corpus or "",
-                            t.noise,
-                            t.test_noise,
-                            t.eval_split,
-                            row,
-                            method,
-                            t.labels.get(method, ""),
-                            label.lower(),
-                            _num(cell.ours),
-                            lo,
-                            hi,
-                            _num(cell.std),
-                            cell.n_seeds,
-                            n_utt,
-                            cell.status,
-                            cell.note,
-                            cell.ci_note,
-                        ]
-                    )
+                    where = [t.condition, t.corpus or "", t.noise, t.test_noise, t.eval_split, row, method]
+                    writer.writerow([*where, t.labels.get(method, ""), label.lower(), *cell_csv_values(cell)])
     return buf.getvalue()

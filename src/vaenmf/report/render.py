@@ -314,23 +314,26 @@ def render_ablation_markdown(ablations: Sequence[AblationTable]) -> str:
     return out.getvalue()
 
 
-ABLATION_CSV_FIELDS = (
-    "table",
-    "eval_split",
-    "snr",
-    "method",
-    "components",
-    "metric",
-    "ours",
-    "lo",
-    "hi",
-    "std",
-    "n_seeds",
-    "n_utterances",
-    "status",
-    "note",
-    "ci_note",
-)
+#: The columns every long-format cell line ends with (:func:`cell_csv_values`): the value, its interval, spread
+#: and counts, its status and notes.
+CELL_CSV_FIELDS = ("ours", "lo", "hi", "std", "n_seeds", "n_utterances", "status", "note", "ci_note")
+ABLATION_CSV_FIELDS = ("table", "eval_split", "snr", "method", "components", "metric", *CELL_CSV_FIELDS)
+
+
+def cell_csv_values(cell: Cell) -> list[Any]:
+    """A cell's :data:`CELL_CSV_FIELDS`, in that order."""
+    lo, hi, _se, _df, n_utt = _ci_fields(cell.ci)
+    return [
+        _num(cell.ours),
+        lo,
+        hi,
+        _num(cell.std),
+        cell.n_seeds,
+        n_utt,
+        cell.status,
+        cell.note,
+        cell.ci_note,
+    ]
 
 
 def render_ablation_csv(ablations: Sequence[AblationTable]) -> str:
@@ -344,26 +347,8 @@ def render_ablation_csv(ablations: Sequence[AblationTable]) -> str:
             for label in ABLATION_METRICS:
                 for row in PAPER_ROWS:
                     cell = ab.cells[(method, row, label)]
-                    lo, hi, _se, _df, n_utt = _ci_fields(cell.ci)
-                    writer.writerow(
-                        [
-                            ab.table,
-                            ab.eval_split,
-                            row,
-                            method,
-                            ab.labels.get(method, ""),
-                            label.lower(),
-                            _num(cell.ours),
-                            lo,
-                            hi,
-                            _num(cell.std),
-                            cell.n_seeds,
-                            n_utt,
-                            cell.status,
-                            cell.note,
-                            cell.ci_note,
-                        ]
-                    )
+                    where = [ab.table, ab.eval_split, row, method, ab.labels.get(method, ""), label.lower()]
+                    writer.writerow([*where, *cell_csv_values(cell)])
     return buf.getvalue()
 
 
