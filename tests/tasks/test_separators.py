@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from vaenmf.data.features import magnitude
+from vaenmf.data.records import TrainingSpectra, magnitudes
 from vaenmf.errors import ConfigError
 from vaenmf.models import EncodingDNN
 from vaenmf.nmf import fit_activations
 from vaenmf.nmf.masks import separate_with_activations
-from vaenmf.tasks.separators import DNNSeparator, MUSeparator, encoder_training_pairs
+from vaenmf.tasks.separators import DNNSeparator, MUSeparator, encoder_training_pairs, held_out_frames
 
 
 @dataclass
@@ -32,6 +33,17 @@ def _mixtures(n=3, length=4000, seed=0):
         noise = 0.05 * torch.randn(length, generator=g)
         out.append(_Mix(speech, noise, speech + noise))
     return out
+
+
+def test_held_out_frames_are_the_last_mixtures_frames_for_waveforms_and_spectrograms():
+    mixtures = [_Mix(*(torch.zeros(n) for _ in range(3))) for n in (4000, 6000, 9000, 12000, 16000)]
+    spectra = [TrainingSpectra(f"m{i}", *magnitudes(m)) for i, m in enumerate(mixtures)]
+    widths = [magnitudes(m)[0].shape[-1] for m in mixtures]
+    for items in (mixtures, spectra):
+        assert held_out_frames(items, 0.4) == widths[-2] + widths[-1]  # round(5 x 0.4) = 2 mixtures
+        assert held_out_frames(items, 0.0) == 0
+    inputs, _ = encoder_training_pairs(spectra, torch.rand(257, 2), torch.rand(257, 2), n_iter=1)
+    assert inputs.shape[0] == sum(widths)  # the held-out rows are exactly the last mixtures' frames
 
 
 def test_encoder_training_pairs_are_the_fixed_dictionary_activations():

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from vaenmf.data.audio import read_audio
-from vaenmf.data.features import SAMPLE_RATE, magnitude
+from vaenmf.data.features import SAMPLE_RATE, magnitude, n_frames
 from vaenmf.data.synthetic import Utterance
 
-__all__ = ["Mixture", "SpeechItem", "TrainingSpectra", "magnitudes", "training_data"]
+__all__ = ["Mixture", "SpeechItem", "TrainingSpectra", "frame_count", "magnitudes", "training_data"]
 
 
 @dataclass
@@ -83,6 +83,13 @@ def magnitudes(item: Mixture | TrainingSpectra) -> tuple[torch.Tensor, torch.Ten
     if isinstance(item, TrainingSpectra):
         return item.mixture, item.speech, item.noise
     return magnitude(item.mixture), magnitude(item.speech), magnitude(item.noise)
+
+
+def frame_count(item: Mixture | TrainingSpectra) -> int:
+    """STFT frames of a training item: its spectrogram's width, or what ``magnitude`` of its waveform gives."""
+    if isinstance(item, TrainingSpectra):
+        return int(item.mixture.shape[-1])
+    return n_frames(item.mixture.shape[-1])
 
 
 def training_data(datamodule: Any) -> list[Mixture] | list[TrainingSpectra]:
