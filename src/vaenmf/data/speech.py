@@ -67,7 +67,14 @@ from vaenmf.data.splits import (
     timit_pools,
 )
 from vaenmf.data.stamps import file_stamp
-from vaenmf.data.synthetic import make_noise, make_speakers, make_utterance, stream_rng
+from vaenmf.data.synthetic import (
+    make_noise,
+    make_speakers,
+    make_utterance,
+    pitch_strata,
+    speaker_name,
+    stream_rng,
+)
 from vaenmf.data.timit import CORE_TEST_SPEAKERS, CORE_TEST_UTTERANCES, DEV_UTTERANCES, TRAIN_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
@@ -148,6 +155,10 @@ class SpeechDataModule(pl.LightningDataModule):
         seed: Seed of every random choice (and of the demo corpora).
         demo_speakers: Demo corpus speakers for the dictionary, training and test parts (>= 3; split 1/2
             dictionary, 1/4 training, 1/4 test).
+        demo_extra_dictionary_speakers: Further demo speakers for the speech dictionary only (after the
+            validation speakers, so that the other parts stay the same voices): with the ``demo_speakers``' half,
+            6 dictionary voices, which give the protocol's 10000 frames (4 gave 9892) and span each gender's
+            range of pitch (:func:`~vaenmf.data.synthetic.pitch_strata`).
         demo_validation_speakers: Further demo speakers, the validation speakers (>= 1). Speaker ``i`` of the
             demo corpus depends only on the seed and ``i``, so they are other voices than the
             ``demo_speakers``, and the other three parts are the same whatever their number.
@@ -178,6 +189,7 @@ class SpeechDataModule(pl.LightningDataModule):
         seed: int = 0,
         demo_speakers: int = 8,
         demo_validation_speakers: int = 2,
+        demo_extra_dictionary_speakers: int = 2,
         n_validation_utterances: int | None = None,
         noise_validation_fraction: float = 0.1,
         demo_utts_per_speaker: int = 8,
@@ -248,6 +260,9 @@ class SpeechDataModule(pl.LightningDataModule):
         self.demo_validation_speakers = as_int(
             demo_validation_speakers, "data.demo_validation_speakers", minimum=1
         )
+        self.demo_extra_dictionary_speakers = as_int(
+            demo_extra_dictionary_speakers, "data.demo_extra_dictionary_speakers", minimum=0
+        )
         self.silence_threshold_db = None if silence_threshold_db is None else float(silence_threshold_db)
         # None: the default, one mixture per training utterance.
         self.mixtures_per_train_utterance = (
@@ -292,7 +307,15 @@ class SpeechDataModule(pl.LightningDataModule):
         """What an utterance is: its file's stamp, or for the demo corpus its name, the seed and sample rate."""
         if item.path is not None:
             return [item.name, *file_stamp(item.path)]
-        return [item.name, "demo", self.seed, self.sr, self.demo_speakers, self.demo_validation_speakers]
+        return [
+            item.name,
+            "demo",
+            self.seed,
+            self.sr,
+            self.demo_speakers,
+            self.demo_validation_speakers,
+            self.demo_extra_dictionary_speakers,
+        ]
 
     def _read_noise(self, path: Path) -> tuple[torch.Tensor, list[object]]:
         """A noise file at the pipeline rate (through the feature cache, keyed by the file's stamp), and the stamp."""
@@ -375,7 +398,17 @@ class SpeechDataModule(pl.LightningDataModule):
             check_int(self.demo_utts_per_speaker, "data.demo_utts_per_speaker", minimum=1)
             # Speaker i depends only on (seed, i): the validation speakers are the indices after
             # demo_speakers, so the dictionary, training and test speakers do not depend on their number.
-            speakers = make_speakers(self.demo_speakers + self.demo_validation_speakers, self.seed)
+            # The extra dictionary speakers come after the validation ones, so that adding them changed none of
+            # the training, validation and test voices; the dictionary voices span each gender's range of pitch.
+            n_main, n_val = self.demo_speakers, self.demo_validation_speakers
+            extra = list(range(n_main + n_val, n_main + n_val + self.demo_extra_dictionary_speakers))
+            dict_names, train_spk, test_spk = three_way_speaker_split(
+                [speaker_name(i) for i in range(n_main)]
+            )
+            dict_indices = [i for i in range(n_main) if speaker_name(i) in dict_names] + extra
+            speakers = make_speakers(
+                n_main + n_val + len(extra), self.seed, strata=pitch_strata(dict_indices)
+            )
             items = [
                 SpeechItem(
                     spk.name,
@@ -385,10 +418,8 @@ class SpeechDataModule(pl.LightningDataModule):
                 for i, spk in enumerate(speakers)
                 for j in range(self.demo_utts_per_speaker)
             ]
-            validation_spk = [spk.name for spk in speakers[self.demo_speakers :]]
-            dict_spk, train_spk, test_spk = three_way_speaker_split(
-                [spk.name for spk in speakers[: self.demo_speakers]]
-            )
+            validation_spk = [spk.name for spk in speakers[n_main : n_main + n_val]]
+            dict_spk = [*dict_names, *(speaker_name(i) for i in extra)]
             groups = (dict_spk, train_spk, validation_spk, test_spk)
             pools = SpeakerPools(*partition_by_speaker(items, *groups))
         else:

@@ -35,6 +35,7 @@ shared by the jobs of a sweep.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -56,6 +57,8 @@ __all__ = [
     "VoiceRanges",
     "make_babble_talkers",
     "make_speakers",
+    "pitch_strata",
+    "speaker_name",
     "room_impulse_response",
     "synth_utterance",
     "make_speech_corpus",
@@ -183,11 +186,20 @@ BABBLE_VOICES = (
 
 
 def _make_speaker(
-    rng: np.random.Generator, name: str, gender: str, voice: VoiceRanges | None = None
+    rng: np.random.Generator,
+    name: str,
+    gender: str,
+    voice: VoiceRanges | None = None,
+    stratum: tuple[int, int] | None = None,
 ) -> SpeakerProfile:
     voice = voice or TARGET_VOICES[gender]
     # The draw order is the original one, so the target speakers are what they always were.
     f0 = rng.uniform(*voice.f0)
+    if stratum is not None:
+        # Stratum k of n: the same uniform draw, mapped into the k-th of n equal parts of the pitch range.
+        k, n = stratum
+        lo, hi = voice.f0
+        f0 = lo + (k + (f0 - lo) / (hi - lo)) * (hi - lo) / n
     scale = rng.uniform(*voice.formant_scale)
     vowels = []
     for base in _BASE_VOWELS:
@@ -213,28 +225,58 @@ def _make_speaker(
     )
 
 
-def make_speakers(n_speakers: int, seed: int = 0, prefix: str | None = None) -> list[SpeakerProfile]:
+def speaker_name(index: int) -> str:
+    """The demo name of speaker ``index``: ``M00``, ``F01``, ``M02``, ... (even indices male)."""
+    return f"{'M' if index % 2 == 0 else 'F'}{index:02d}"
+
+
+def pitch_strata(indices: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Stratum ``(k, n)`` of each speaker index, per gender in index order: the ``k``-th of the gender's ``n``
+    speakers among ``indices`` draws its mean pitch in the ``k``-th of ``n`` equal parts of the gender's range
+    (for :func:`make_speakers`' ``strata``)."""
+    by_gender: dict[int, list[int]] = {0: [], 1: []}
+    for i in sorted(indices):
+        by_gender[i % 2].append(i)
+    return {i: (k, len(group)) for group in by_gender.values() for k, i in enumerate(group)}
+
+
+def make_speakers(
+    n_speakers: int,
+    seed: int = 0,
+    prefix: str | None = None,
+    strata: Mapping[int, tuple[int, int]] | None = None,
+) -> list[SpeakerProfile]:
     """Create ``n_speakers`` distinct speakers, alternating male (even index) and female (odd index).
 
-    Speaker ``i`` depends only on ``(seed, i, prefix)``, not on ``n_speakers``.
+    Speaker ``i`` depends only on ``(seed, i, prefix)`` and its stratum, not on ``n_speakers``.
 
     Args:
         n_speakers: Number of speakers.
         seed: Random seed.
-        prefix: Name prefix; default names are ``M00``, ``F01``, ``M02``, ...; with a prefix ``B`` they are
-            ``B00``, ``B01``, ... and drawn from a separate random stream.
+        prefix: Name prefix; default names are ``M00``, ``F01``, ``M02``, ... (:func:`speaker_name`); with a
+            prefix ``B`` they are ``B00``, ``B01``, ... and drawn from a separate random stream.
+        strata: Speaker index -> ``(k, n)``: its mean pitch is drawn in the ``k``-th of ``n`` equal parts of its
+            gender's range instead of over the whole range (stratified sampling; :func:`pitch_strata`). The demo's
+            dictionary speakers are drawn so, as a dictionary learnt from TIMIT's 231 speakers covers the voices
+            it meets: with a handful of uniform draws a test voice can fall outside all of them (seed 0's four
+            uniform dictionary voices had 134, 134, 238 and 241 Hz, its test voices 100 and 208 Hz). Speakers
+            not in it (and strata with ``n`` = 1) are uniform over the range.
 
     Returns:
         The speaker profiles.
     """
     as_int(n_speakers, "n_speakers", minimum=0)
     stream = _STREAM_SPEAKER if prefix is None else _STREAM_BABBLE
+    strata = strata or {}
     speakers = []
     for i in range(int(n_speakers)):
         gender = "M" if i % 2 == 0 else "F"
         rng = stream_rng(seed, stream, i)
-        name = f"{gender}{i:02d}" if prefix is None else f"{prefix}{i:02d}"
-        speakers.append(_make_speaker(rng, name, gender))
+        name = speaker_name(i) if prefix is None else f"{prefix}{i:02d}"
+        stratum = strata.get(i)
+        speakers.append(
+            _make_speaker(rng, name, gender, stratum=stratum if stratum and stratum[1] > 1 else None)
+        )
     return speakers
 
 
