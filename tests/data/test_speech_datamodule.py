@@ -12,7 +12,7 @@ import torch
 from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
 from vaenmf.data.speech import SpeechDataModule
-from vaenmf.data.synthetic import make_speakers
+from vaenmf.data.synthetic import make_dictionary_voices, make_speakers, pitch_strata
 from vaenmf.data.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS
 from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
@@ -59,7 +59,9 @@ def test_speakers_disjoint(dm):
         set(dm.validation_speakers),
         set(dm.test_speakers),
     )
-    assert len(d) == 2 and len(t) == 2 and len(s) == 2
+    # The dictionary: half of the 6 demo speakers and the two extra dictionary voices (their own stream).
+    assert dm.dictionary_speakers == ["M00", "F01", "MX00", "FX01"]
+    assert len(t) == 2 and len(s) == 2
     # The validation speakers are the two voices after the 6 demo speakers.
     assert dm.validation_speakers == ["M06", "F07"]
     assert _pairwise_disjoint(d, t, v, s)
@@ -69,7 +71,9 @@ def test_speakers_disjoint(dm):
     assert {m.speaker for ms in dm.test_mixtures().values() for m in ms} <= s
     assert {m.speaker for ms in dm.validation_mixtures().values() for m in ms} == v
     # Their voices differ from every other speaker's (the demo speakers are all distinct draws).
-    voices = {spk.name: spk for spk in make_speakers(8, seed=0)}
+    strata = pitch_strata(dm.dictionary_speakers)
+    voices = {spk.name: spk for spk in make_speakers(8, seed=0, strata=strata)}
+    voices |= {spk.name: spk for spk in make_dictionary_voices(2, seed=0, strata=strata)}
     for name in v:
         others = [voices[o] for o in d | t | s]
         assert all(abs(voices[name].f0_mean - o.f0_mean) > 1.0 for o in others)
@@ -89,7 +93,8 @@ def test_validation_speakers_do_not_move_the_other_speakers():
             module.test_speakers,
         )
         parts.append((module.dictionary_speakers, module.train_speakers, module.test_speakers))
-    assert parts[0] == parts[1] == parts[2] == (["M00", "F01"], ["M02", "F03"], ["M04", "F05"])
+    expected = (["M00", "F01", "MX00", "FX01"], ["M02", "F03"], ["M04", "F05"])
+    assert parts[0] == parts[1] == parts[2] == expected
 
 
 def test_shapes_and_sizes(dm):
@@ -428,3 +433,28 @@ def test_real_sample_corpora(shared_data):
     for m in validation:
         lo, hi = module.noise_part_bounds("babble", "validation")
         assert lo <= m.noise_offset and m.noise_offset + m.noise.numel() <= hi
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_demo_dictionary_voices_span_each_genders_range_of_pitch(seed):
+    """Six dictionary voices, three per gender, one mean pitch in each third of the gender's range; every other
+    speaker is the voice it was without the extra dictionary voices."""
+    from vaenmf.data.synthetic import TARGET_VOICES
+
+    module = SpeechDataModule(noise="factory", seed=seed, demo_speakers=8, demo_utts_per_speaker=1)
+    module.setup()
+    assert module.dictionary_speakers == ["M00", "F01", "M02", "F03", "MX00", "FX01"]
+    strata = pitch_strata(module.dictionary_speakers)
+    profiles = {s.name: s for s in make_speakers(10, seed, strata=strata)}
+    profiles |= {s.name: s for s in make_dictionary_voices(2, seed, strata)}
+    for gender in "MF":
+        lo, hi = TARGET_VOICES[gender].f0
+        thirds = sorted(
+            int((profiles[n].f0_mean - lo) / (hi - lo) * 3)
+            for n in module.dictionary_speakers
+            if n[0] == gender
+        )
+        assert thirds == [0, 1, 2]
+    uniform = {s.name: s for s in make_speakers(10, seed)}
+    for name in module.train_speakers + module.validation_speakers + module.test_speakers:
+        assert profiles[name] == uniform[name]

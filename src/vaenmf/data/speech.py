@@ -68,6 +68,9 @@ from vaenmf.data.splits import (
 )
 from vaenmf.data.stamps import file_stamp
 from vaenmf.data.synthetic import (
+    DICTIONARY_VOICE_INDEX,
+    dictionary_voice_name,
+    make_dictionary_voices,
     make_noise,
     make_speakers,
     make_utterance,
@@ -155,8 +158,9 @@ class SpeechDataModule(pl.LightningDataModule):
         seed: Seed of every random choice (and of the demo corpora).
         demo_speakers: Demo corpus speakers for the dictionary, training and test parts (>= 3; split 1/2
             dictionary, 1/4 training, 1/4 test).
-        demo_extra_dictionary_speakers: Further demo speakers for the speech dictionary only (after the
-            validation speakers, so that the other parts stay the same voices): with the ``demo_speakers``' half,
+        demo_extra_dictionary_speakers: Further demo voices for the speech dictionary only (``MX00``, ``FX01``,
+            ...; a random stream of their own, so that the other parts stay the same voices): with the
+            ``demo_speakers``' half,
             6 dictionary voices, which give the protocol's 10000 frames (4 gave 9892) and span each gender's
             range of pitch (:func:`~vaenmf.data.synthetic.pitch_strata`).
         demo_validation_speakers: Further demo speakers, the validation speakers (>= 1). Speaker ``i`` of the
@@ -398,28 +402,29 @@ class SpeechDataModule(pl.LightningDataModule):
             check_int(self.demo_utts_per_speaker, "data.demo_utts_per_speaker", minimum=1)
             # Speaker i depends only on (seed, i): the validation speakers are the indices after
             # demo_speakers, so the dictionary, training and test speakers do not depend on their number.
-            # The extra dictionary speakers come after the validation ones, so that adding them changed none of
-            # the training, validation and test voices; the dictionary voices span each gender's range of pitch.
+            # The extra dictionary voices are drawn from a stream of their own (make_dictionary_voices), so
+            # adding them changed none of the training, validation and test voices; all dictionary voices
+            # together span each gender's range of pitch (pitch_strata).
             n_main, n_val = self.demo_speakers, self.demo_validation_speakers
-            extra = list(range(n_main + n_val, n_main + n_val + self.demo_extra_dictionary_speakers))
-            dict_names, train_spk, test_spk = three_way_speaker_split(
-                [speaker_name(i) for i in range(n_main)]
-            )
-            dict_indices = [i for i in range(n_main) if speaker_name(i) in dict_names] + extra
-            speakers = make_speakers(
-                n_main + n_val + len(extra), self.seed, strata=pitch_strata(dict_indices)
-            )
+            dict_spk, train_spk, test_spk = three_way_speaker_split([speaker_name(i) for i in range(n_main)])
+            extra_names = [dictionary_voice_name(j) for j in range(self.demo_extra_dictionary_speakers)]
+            dict_spk = [*dict_spk, *extra_names]
+            strata = pitch_strata(dict_spk)
+            speakers = make_speakers(n_main + n_val, self.seed, strata=strata)
+            voices = [(i, spk) for i, spk in enumerate(speakers)] + [
+                (DICTIONARY_VOICE_INDEX + j, spk)
+                for j, spk in enumerate(make_dictionary_voices(len(extra_names), self.seed, strata))
+            ]
             items = [
                 SpeechItem(
                     spk.name,
                     f"{spk.name}_u{j:02d}",
                     synth=functools.partial(make_utterance, spk, i, j, self.seed, self.sr),
                 )
-                for i, spk in enumerate(speakers)
+                for i, spk in voices
                 for j in range(self.demo_utts_per_speaker)
             ]
-            validation_spk = [spk.name for spk in speakers[n_main : n_main + n_val]]
-            dict_spk = [*dict_names, *(speaker_name(i) for i in extra)]
+            validation_spk = [spk.name for spk in speakers[n_main:]]
             groups = (dict_spk, train_spk, validation_spk, test_spk)
             pools = SpeakerPools(*partition_by_speaker(items, *groups))
         else:

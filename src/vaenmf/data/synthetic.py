@@ -57,6 +57,9 @@ __all__ = [
     "VoiceRanges",
     "make_babble_talkers",
     "make_speakers",
+    "DICTIONARY_VOICE_INDEX",
+    "dictionary_voice_name",
+    "make_dictionary_voices",
     "pitch_strata",
     "speaker_name",
     "room_impulse_response",
@@ -76,6 +79,9 @@ _STREAM_BABBLE = 3
 _STREAM_FACTORY = 4
 _STREAM_BABBLE_TALKER = 5
 _STREAM_ROOM = 6
+_STREAM_DICTIONARY_VOICE = 7
+#: Where the utterance streams of :func:`make_dictionary_voices` start (far above any demo speaker index).
+DICTIONARY_VOICE_INDEX = 10_000
 
 # Peterson & Barney (1952) average male formants F1-F3 (Hz) of ten American English vowels, with a typical
 # F4; speakers perturb and scale these.
@@ -230,21 +236,21 @@ def speaker_name(index: int) -> str:
     return f"{'M' if index % 2 == 0 else 'F'}{index:02d}"
 
 
-def pitch_strata(indices: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Stratum ``(k, n)`` of each speaker index, per gender in index order: the ``k``-th of the gender's ``n``
-    speakers among ``indices`` draws its mean pitch in the ``k``-th of ``n`` equal parts of the gender's range
-    (for :func:`make_speakers`' ``strata``)."""
-    by_gender: dict[int, list[int]] = {0: [], 1: []}
-    for i in sorted(indices):
-        by_gender[i % 2].append(i)
-    return {i: (k, len(group)) for group in by_gender.values() for k, i in enumerate(group)}
+def pitch_strata(names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Stratum ``(k, n)`` of each speaker, per gender (the name's first letter) in the given order: the ``k``-th
+    of the gender's ``n`` speakers draws its mean pitch in the ``k``-th of ``n`` equal parts of the gender's
+    range (for the ``strata`` of :func:`make_speakers` and :func:`make_dictionary_voices`)."""
+    by_gender: dict[str, list[str]] = {}
+    for name in names:
+        by_gender.setdefault(name[0].upper(), []).append(name)
+    return {name: (k, len(group)) for group in by_gender.values() for k, name in enumerate(group)}
 
 
 def make_speakers(
     n_speakers: int,
     seed: int = 0,
     prefix: str | None = None,
-    strata: Mapping[int, tuple[int, int]] | None = None,
+    strata: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[SpeakerProfile]:
     """Create ``n_speakers`` distinct speakers, alternating male (even index) and female (odd index).
 
@@ -255,7 +261,7 @@ def make_speakers(
         seed: Random seed.
         prefix: Name prefix; default names are ``M00``, ``F01``, ``M02``, ... (:func:`speaker_name`); with a
             prefix ``B`` they are ``B00``, ``B01``, ... and drawn from a separate random stream.
-        strata: Speaker index -> ``(k, n)``: its mean pitch is drawn in the ``k``-th of ``n`` equal parts of its
+        strata: Speaker name -> ``(k, n)``: its mean pitch is drawn in the ``k``-th of ``n`` equal parts of its
             gender's range instead of over the whole range (stratified sampling; :func:`pitch_strata`). The demo's
             dictionary speakers are drawn so, as a dictionary learnt from TIMIT's 231 speakers covers the voices
             it meets: with a handful of uniform draws a test voice can fall outside all of them (seed 0's four
@@ -273,11 +279,41 @@ def make_speakers(
         gender = "M" if i % 2 == 0 else "F"
         rng = stream_rng(seed, stream, i)
         name = speaker_name(i) if prefix is None else f"{prefix}{i:02d}"
-        stratum = strata.get(i)
-        speakers.append(
-            _make_speaker(rng, name, gender, stratum=stratum if stratum and stratum[1] > 1 else None)
-        )
+        speakers.append(_make_speaker(rng, name, gender, stratum=_stratum(strata.get(name))))
     return speakers
+
+
+def make_dictionary_voices(
+    n_voices: int, seed: int = 0, strata: Mapping[str, tuple[int, int]] | None = None
+) -> list[SpeakerProfile]:
+    """Further demo voices for the speech dictionary only: ``MX00``, ``FX01``, ... (alternating male, female).
+
+    Voice ``j`` depends only on ``(seed, j)`` and its stratum, drawn from a stream of its own, so adding them
+    changes no other speaker. Their utterances are ``make_utterance(voice, DICTIONARY_VOICE_INDEX + j, ...)``.
+
+    Args:
+        n_voices: Number of voices.
+        seed: Random seed.
+        strata: As for :func:`make_speakers` (by name).
+    """
+    as_int(n_voices, "n_voices", minimum=0)
+    strata = strata or {}
+    voices = []
+    for j in range(int(n_voices)):
+        gender = "M" if j % 2 == 0 else "F"
+        name = dictionary_voice_name(j)
+        rng = stream_rng(seed, _STREAM_DICTIONARY_VOICE, j)
+        voices.append(_make_speaker(rng, name, gender, stratum=_stratum(strata.get(name))))
+    return voices
+
+
+def dictionary_voice_name(index: int) -> str:
+    """The name of :func:`make_dictionary_voices`' voice ``index``: ``MX00``, ``FX01``, ..."""
+    return f"{'M' if index % 2 == 0 else 'F'}X{index:02d}"
+
+
+def _stratum(stratum: tuple[int, int] | None) -> tuple[int, int] | None:
+    return stratum if stratum is not None and stratum[1] > 1 else None
 
 
 def make_babble_talkers(n_talkers: int, seed: int = 0) -> list[SpeakerProfile]:
