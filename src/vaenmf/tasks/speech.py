@@ -275,6 +275,10 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     cpu_timings: dict[str, float] = {}
     start, cpu_start = time.perf_counter(), time.process_time()
     datamodule = instantiate(cfg.data)
+    if hasattr(datamodule, "evaluate_on"):
+        # setup() then refuses a noise part too short for the utterances of the scored split (not the other one),
+        # before anything is fitted.
+        datamodule.evaluate_on(eval_split)
     if cfg.get("cache_features", True) and hasattr(datamodule, "use_feature_cache"):
         # Resampled noise, speech dictionary frames and training spectrograms, prepared once per sweep.
         datamodule.use_feature_cache(Path(job.cfg.paths.cache_dir) / "features")
