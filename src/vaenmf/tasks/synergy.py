@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from vaenmf.nmf.batched import fit_activations_batched, nmf_batched
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.dictionary import fit_statistics, train_dictionary_system
 from vaenmf.tasks.runtime import JobContext, fingerprint, seed_stage, single_threaded, training_length
+from vaenmf.tasks.stages import StageClock
 from vaenmf.tracking import log_synergy_results, log_training_history
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
@@ -339,24 +339,23 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     unknown = set(settings.keys()) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
-    start = time.perf_counter()
-    datamodule = instantiate(cfg.data)
-    if not hasattr(datamodule, "segment"):
-        raise ConfigError(
-            f"task=synergy needs an EMG data config (data=emg_demo or data=ninapro_db1), got {cfg.data._target_}"
-        )
-    datamodule.setup("fit")
-    timings = {"data": time.perf_counter() - start}
+    clock = StageClock()
+    with clock.stage("data"):
+        datamodule = instantiate(cfg.data)
+        if not hasattr(datamodule, "segment"):
+            raise ConfigError(
+                "task=synergy needs an EMG data config (data=emg_demo or data=ninapro_db1), got "
+                f"{cfg.data._target_}"
+            )
+        datamodule.setup("fit")
 
     work = [(s, m) for s in datamodule.subjects() for m in datamodule.movements(s)]
     figure_key = (int(settings.figure_subject), int(settings.figure_movement))
-    start = time.perf_counter()
     # A movement's EMG is a 10 x ~3500 matrix: far too small for a thread pool, which on a shared machine only
     # adds spin-waiting (NMF ran at 14 instead of several hundred iterations/s); `torch_threads` overrides.
     threads = contextlib.nullcontext() if cfg.get("torch_threads") else single_threaded()
-    with threads:
+    with threads, clock.stage("synergies"):
         results = _fit_all(cfg, job, datamodule, work, figure_key)
-    timings["synergies"] = time.perf_counter() - start
     if figure_key not in work:
         log.warning(
             "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
@@ -392,5 +391,5 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "shortfalls": shortfalls,
         "summary": summary,
         "rows": results,
-        "timings_s": timings,
+        **clock.metrics(),  # wall and CPU seconds and peak memory per stage (vaenmf.tasks.stages)
     }
