@@ -39,4 +39,3 @@ def test_a_stage_that_raises_is_still_recorded_and_repeats_accumulate():
     assert set(clock.wall) == {"busy", "fails"}
     assert clock.cpu["busy"] > 0 and clock.wall["busy"] >= clock.cpu["busy"] * 0.5
     assert clock.peak_rss_mb["fails"] > 0
-
