@@ -29,6 +29,7 @@ RUN_KEYS = (
     "cpu_timings_s",
     "peak_rss_mb",
     "peak_rss_scope",
+    "training_epochs",
     "scoring",
 )
 

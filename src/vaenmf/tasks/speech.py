@@ -329,5 +329,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         # Wall and CPU seconds and peak memory per stage (vaenmf.tasks.stages; the scoring workers' CPU and
         # memory are in ``scoring``).
         **clock.metrics(),
+        # Per trained stage, the epochs this job ran and their wall seconds (a resumed stage's earlier ones not
+        # counted): what scales a short dry run's stage to the protocol's epochs (scripts/dry_run.py).
+        "training_epochs": job.epoch_timings,
         "scoring": scoring,
     }

@@ -392,4 +392,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "summary": summary,
         "rows": results,
         **clock.metrics(),  # wall and CPU seconds and peak memory per stage (vaenmf.tasks.stages)
+        # Per trained stage, the epochs this job ran and their wall seconds (a resumed stage's earlier ones not
+        # counted): what scales a short dry run's stage to the protocol's epochs (scripts/dry_run.py).
+        "training_epochs": job.epoch_timings,
     }
