@@ -169,10 +169,12 @@ class EpochTimer(pl.Callback):
 
     Attributes:
         seconds: One entry per epoch run, in order.
+        batches: Training batches (optimiser steps) per epoch, as Lightning counts them (0 before an epoch ran).
     """
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.batches = 0
         self._start: float | None = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -182,6 +184,8 @@ class EpochTimer(pl.Callback):
         if self._start is not None:
             self.seconds.append(time.perf_counter() - self._start)
             self._start = None
+            batches = trainer.num_training_batches
+            self.batches = int(batches) if batches != float("inf") else 0
 
 
 class FiniteLossGuard(pl.Callback):

@@ -462,9 +462,10 @@ class JobContext:
             saves = any(isinstance(cb, ModelCheckpoint) for cb in trainer.callbacks)
             if saves and trainer.current_epoch > (_checkpoint_epochs(last) if last.is_file() else 0):
                 trainer.save_checkpoint(last)
-        entry = self.epoch_timings.setdefault(stage, {"epochs": 0, "seconds": 0.0})
+        entry = self.epoch_timings.setdefault(stage, {"epochs": 0, "seconds": 0.0, "batches_per_epoch": 0})
         entry["epochs"] += len(timer.seconds)
         entry["seconds"] += sum(timer.seconds)
+        entry["batches_per_epoch"] = max(entry["batches_per_epoch"], timer.batches)
         return trainer
 
     def stage_epochs(self, epochs: int) -> int:

@@ -226,6 +226,13 @@ def _fit_batched(
             **extra,
         )
         W_all = fit.dictionaries.to(torch.float32)
+        if fit.timings:  # the stacks (one per worker) train side by side: the slowest one's epochs
+            job.epoch_timings["vae_nmf_stack"] = {
+                "epochs": max(int(t["epochs_trained"]) for t in fit.timings),
+                "seconds": max(float(sum(t["epoch_seconds"])) for t in fit.timings),
+                # The stack steps all models at once; the longest movement sets its steps per epoch.
+                "batches_per_epoch": int(fit.steps.max()) // max(int(fit.epochs), 1),
+            }
         decoders = fit.decoders().to(torch.float32)
         for split, Xs in (("train", train), ("test", test)):
             posteriors[split] = [(a, b, decoders[k]) for k, (a, b) in enumerate(fit.posterior(Xs))]
