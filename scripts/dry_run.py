@@ -156,6 +156,7 @@ def run_job(job: Job, command: list[str], out: Path) -> dict[str, Any]:
     log_path = out / "jobs" / f"{job.name}.log"
     env = {**os.environ, "WANDB_MODE": "disabled", "VAENMF_PROGRESS": "0", "PYTHONPATH": str(REPO / "src")}
     print(f"[dry run] {job.name}: {' '.join(command[3:])}", flush=True)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -173,6 +174,8 @@ def run_job(job: Job, command: list[str], out: Path) -> dict[str, Any]:
         "wall_s": wall,
         # ru_maxrss of a waited-for child: its peak, or its largest descendant's (KiB on Linux).
         "process_peak_rss_mb": usage.ru_maxrss / 1024.0,
+        # The machine's 1-minute load average before and after the job (the timings are only as clean as it).
+        "load_average": [load_before, os.getloadavg()[0]],
         "metrics": {k: metrics.get(k) for k in _KEPT},
         "counts": _counts(metrics),
     }
@@ -447,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="extra Hydra overrides for every job; a speech: or synergy: prefix sends one to those jobs only "
         "(speech:data.n_test_utterances=8 synergy:data.subjects=[1,2])",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     out = args.out.resolve()
