@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -396,24 +397,29 @@ def _git_commit() -> str:
 
 
 def prepare_corpus(out: Path, scale: float) -> Path:
-    """``OUT/corpus``, written by ``scripts/make_fullsize_corpus.py`` unless a complete one is there."""
+    """``OUT/corpus``, written by ``scripts/make_fullsize_corpus.py`` unless a complete one of this scale is there
+    (a partial one this script left, after a kill, is written again; any other folder there is refused)."""
     root = out / "corpus"
-    stamp = root / ".complete.json"
+    stamp, partial = out / "corpus.complete.json", out / "corpus.partial"
     wanted = {"scale": scale, "seed": 0}
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == wanted):
-        print(f"[dry run] writing the generated corpus (scale {scale}) to {root}", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "scripts" / "make_fullsize_corpus.py"),
-                str(root),
-                "--scale",
-                str(scale),
-            ],
-            check=True,
-            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        )
-        stamp.write_text(json.dumps(wanted))
+    if stamp.is_file() and root.is_dir() and json.loads(stamp.read_text()) == wanted:
+        return root
+    if root.exists():
+        if not (partial.is_file() or stamp.is_file()):
+            raise SystemExit(
+                f"dry_run.py: {root} exists and was not written by this script; move it or pick another OUT"
+            )
+        shutil.rmtree(root)
+    stamp.unlink(missing_ok=True)
+    partial.write_text(json.dumps(wanted))
+    print(f"[dry run] writing the generated corpus (scale {scale}) to {root}", flush=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_fullsize_corpus.py"), str(root), "--scale", str(scale)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    stamp.write_text(json.dumps(wanted))
+    partial.unlink()
     return root
 
 
