@@ -22,7 +22,16 @@ from vaenmf.cluster.local import SlotFolder, dictionary_group
 from vaenmf.train import CONFIG_DIR, REPO_ROOT
 
 #: metrics.json keys that record where and how fast a job ran, not what it computed.
-RUN_KEYS = ("output_dir", "wall_time_s", "timings_s", "cpu_timings_s", "scoring")
+RUN_KEYS = (
+    "output_dir",
+    "wall_time_s",
+    "timings_s",
+    "cpu_timings_s",
+    "peak_rss_mb",
+    "peak_rss_scope",
+    "training_epochs",
+    "scoring",
+)
 
 
 def _train(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -4,20 +4,28 @@
 :class:`EpochProgressBar`: one bar per training stage, advanced once per epoch (every Trainer of the package uses
 it in place of Lightning's bar, which opens a new bar each epoch). :class:`StageState`: a stage's fingerprint and
 random states in its checkpoints, for exact resumption. :class:`FiniteLossGuard`: one clear message at the first
-non-finite training loss.
+non-finite training loss. :class:`EpochTimer`: the wall seconds of each epoch a fit ran.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
-__all__ = ["EpochProgressBar", "FiniteLossGuard", "StageState", "progress_bar", "progress_enabled"]
+__all__ = [
+    "EpochProgressBar",
+    "EpochTimer",
+    "FiniteLossGuard",
+    "StageState",
+    "progress_bar",
+    "progress_enabled",
+]
 
 #: Seconds between redraws when stderr is not a terminal (a log file): a few lines per minute, not one per step.
 LOG_FILE_INTERVAL_S = 30.0
@@ -153,6 +161,31 @@ class StageState(pl.Callback):
         state = checkpoint.get("vaenmf") or {}
         if "rng" in state:
             _set_rng_states(state["rng"])
+
+
+class EpochTimer(pl.Callback):
+    """The wall seconds of each epoch this fit ran (training and validation; a resumed fit's earlier epochs are
+    not counted), so that a stage's cost can be scaled to another number of epochs (a dry run's short fits).
+
+    Attributes:
+        seconds: One entry per epoch run, in order.
+        batches: Training batches (optimiser steps) per epoch, as Lightning counts them (0 before an epoch ran).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.batches = 0
+        self._start: float | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+            batches = trainer.num_training_batches
+            self.batches = int(batches) if batches != float("inf") else 0
 
 
 class FiniteLossGuard(pl.Callback):

@@ -250,6 +250,10 @@ def test_audio_info_reads_headers_of_each_format(tmp_path, write_sphere, write_r
     mat = audio_info(path)
     assert (mat.format, mat.sample_rate, mat.n_samples, mat.variable) == ("MAT", 19980, pcm.size, "factory1")
     assert mat.seconds == pytest.approx(pcm.size / 19980)
+    # The length at 16 kHz from the header alone is the length read_audio gives.
+    for info in (sph, riff, mat):
+        assert info.samples_at(16000) == read_audio(info.path, target_sr=16000)[0].numel()
+    assert mat.samples_at(19980) == pcm.size
 
 
 def test_audio_info_does_not_decode_samples(tmp_path, sparse_audio):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from vaenmf.data.check import Protocol, check_corpora
+from vaenmf.data.check import JOB_EXPERIMENTS, Protocol, check_corpora
 from vaenmf.data.cli import main
 from vaenmf.data.timit import CORE_TEST_SPEAKERS_BY_DIALECT, DEV_SPEAKERS_BY_DIALECT
 
@@ -436,6 +436,201 @@ def test_front_end_constants_match():
 
     assert (check.SAMPLE_RATE, check.HOP_LENGTH) == (features.SAMPLE_RATE, features.HOP_LENGTH)
     assert check._frames(192000) == features.n_frames(192000) == 1501
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The jobs asked: --noise, --test-noise, --speech-folder
+
+
+def _speech_folder(root: Path, sparse_audio, seconds=None, rates=(16000, 22050, 8000)):
+    """8 speaker folders of 3 recordings (sparse RIFF at several rates); ``seconds``: {speaker index: duration}."""
+    for i in range(8):
+        for j in range(3):
+            sr = rates[(i + j) % len(rates)]
+            length = (seconds or {}).get(i, 2.0 + 0.1 * j)
+            sparse_audio(
+                root / f"spk{i}" / ("takes" if j else "") / f"u{j}.wav", int(length * sr), sr=sr, kind="riff"
+            )
+    return root
+
+
+def test_plain_inventory_lists_what_noise_can_name(corpora, sparse_audio, capsys):
+    sparse_audio(corpora / "noisex92" / "sub" / "f16.wav", 235 * 19980, sr=19980, kind="riff")
+    report = check_corpora(corpora)
+    n = report.corpora["noisex92"]
+    assert n["names"] == ["babble", "f16", "factory1"]
+    assert {e["path"]: e["sample_rate"] for e in n["files"]}["sub/f16.wav"] == 19980
+    assert "noise= can name: babble, f16, factory1 (factory is factory1)" in report.format_text()
+    assert list(report.experiments) == ["table1", "table2", "figure2"]  # no job asked: the paper's alone
+
+
+def test_job_noises_by_name_pool_and_path_with_a_test_noise(corpora, sparse_audio, tmp_path):
+    sparse_audio(corpora / "noisex92" / "white.wav", 40 * 22050, sr=22050, kind="riff")
+    # 20 s: a 2 s validation part, shorter than the 3 s development-set utterances; the 6 s test part holds them.
+    sparse_audio(corpora / "noisex92" / "pink.wav", 20 * 8000, sr=8000, kind="riff")
+    hum = sparse_audio(tmp_path / "own" / "hum.wav", 20 * 44100, sr=44100, kind="riff")
+    report = check_corpora(corpora, noises=["white", "pooled:white+pink", str(hum)], test_noises=["pink"])
+    assert list(report.experiments) == ["table1", "table2", "figure2", "jobs_test", "jobs_validation"]
+    assert report.experiment("jobs_test")["title"] == (
+        f"Your jobs, eval_split=test: noise=white, noise=pooled:white+pink, noise={hum}; test_noise=pink on TIMIT"
+    )
+    noises = report.corpora["noises"]
+    white = noises["white"]
+    assert white["file"] == str(corpora / "noisex92" / "white.wav") and white["sample_rate"] == 22050
+    # 40 s at 16 kHz: 640000 samples; the first 60% gives 1 + 384000 // 128 frames.
+    assert white["train_frames"] == 3001 and white["asked_frames"] == {
+        "white": 9000,
+        "pooled:white+pink": 4500,
+    }
+    assert noises["pink"]["for"] == ["noise=pooled:white+pink", "test_noise=pink"]
+    assert noises[str(hum)]["seconds"] == 20.0 and noises[str(hum)]["train_frames"] == 1501
+    files = {e["path"]: e for e in report.corpora["noisex92"]["files"]}
+    assert files["white.wav"]["used_for"] == ["noise=white", "noise=pooled:white+pink"]
+    warnings = _messages(report, "warning", "jobs_test")
+    assert (
+        "white: its training part (24.0 s at 16 kHz) gives 3001 noise dictionary frames of the 9000 noise=white asks"
+        in warnings
+    )
+    assert any(m.startswith(f"{hum}: its training part (12.0 s") for m in warnings)
+    # The evaluation noise is pink alone: its validation part stops validation jobs, not test jobs; hum's (2 s, as
+    # short) is never mixed with an evaluation utterance, and its 12 s training part holds the 10 s TRAIN ones.
+    (error,) = _messages(report, "error", "jobs_validation")
+    assert error.startswith(
+        f"the validation part of the pink noise ({corpora / 'noisex92' / 'pink.wav'}) (2.00 s: 10% of its 20.00 s) "
+        "is shorter than utterance DR"
+    )
+    assert "(3.00 s), the longest of the validation utterances" in error
+    assert _messages(report, "error", "jobs_test") == []
+    # The paper's experiments are unaffected by the jobs' noises.
+    assert [report.experiment(n)["status"] for n in ("table1", "table2", "figure2")] == ["ok"] * 3
+    assert report.experiment("jobs_test")["status"] == "deviates" and report.exit_status == 2
+
+
+def test_an_unknown_noise_lists_the_names_found_and_a_bad_spelling_is_a_usage_error(corpora, capsys):
+    report = check_corpora(corpora, noises=["whte"])
+    for name in ("jobs_test", "jobs_validation"):
+        (error,) = report.experiment(name)["errors"]
+        assert "no NOISEX-92 'whte' noise in" in error and "noises found there: babble, factory1" in error
+    assert report.corpora["noises"]["whte"]["error"] == error
+    assert main(["check", str(corpora), "--noise", "pooled:white"]) == 64
+    assert "--noise='pooled:white': a pool needs two or more noises" in capsys.readouterr().err
+    report = check_corpora(corpora, noises=[str(corpora / "nope.wav")])
+    assert any(
+        f"noise file {corpora / 'nope.wav'} does not exist" in m
+        for m in _messages(report, "error", "jobs_test")
+    )
+
+
+def test_jobs_on_timit_without_a_noisex_folder(corpora, sparse_audio, tmp_path):
+    hum = sparse_audio(tmp_path / "hum.wav", 235 * 16000, sr=16000, kind="riff")
+    report = check_corpora(None, timit=corpora / "timit", noises=[str(hum), "white"])
+    # Without NOISEX-92 (nor DB1) the tables are not checked; TIMIT is, for the jobs.
+    assert list(report.experiments) == ["jobs_test", "jobs_validation"]
+    assert report.corpora["timit"]["core_test"]["complete"] and not report.corpora["noisex92"]["checked"]
+    (error,) = _messages(report, "error", "jobs_test")
+    assert (
+        error.startswith("noise 'white': jobs on TIMIT read named noises from DATA_ROOT/noisex92")
+        and "--noisex" in error
+    )
+    assert report.corpora["noises"][str(hum)]["train_frames"] == 17626
+    assert all(set(f.experiments) <= set(JOB_EXPERIMENTS) for f in report.findings)
+
+
+def test_a_folder_corpus_alone(tmp_path, sparse_audio, capsys):
+    # spk4 is the validation speaker (8 speakers dealt 3/8, 1/4, 1/8, 1/4): its 7 s recordings are longer than the
+    # 6 s validation part of the generated factory noise (60 s: no NOISEX-92 folder), not than its 18 s test part.
+    # (Of equally long ones the first in path order is named, as by the data module.)
+    root = _speech_folder(tmp_path / "speech", sparse_audio, seconds={4: 7.0})
+    report = check_corpora(None, speech_folder=root)
+    # Neither TIMIT nor DB1 is given: only the jobs are checked, and nothing is missing for want of them.
+    assert list(report.experiments) == ["jobs_test", "jobs_validation"]
+    f = report.corpora["speech_folder"]
+    assert (f["speakers"], f["utterances"], f["unreadable"]) == (8, 24, 0)
+    assert f["sample_rates"] == {"8000": 8, "16000": 8, "22050": 8}
+    parts = {part: info["speakers"] for part, info in f["parts"].items()}
+    assert parts == {
+        "dictionary": ["spk0", "spk3", "spk7"],
+        "training": ["spk1", "spk5"],
+        "validation": ["spk4"],
+        "test": ["spk2", "spk6"],
+    }
+    assert f["parts"]["validation"]["longest"]["name"] == "spk4_takes_u1"
+    assert report.corpora["noises"]["factory"]["generated"].startswith(
+        "the demo's generated factory noise (60 s"
+    )
+    (error,) = _messages(report, "error")
+    assert (
+        report.experiment("jobs_validation")["errors"] == [error]
+        and not report.experiment("jobs_test")["errors"]
+    )
+    assert error.startswith("the validation part of the factory noise (6.00 s: 10% of its 60.00 s) is shorter than "
+                            "utterance spk4_takes_u1 (7.00 s)")  # fmt: skip
+    assert "use a longer generated noise (data.demo_noise_seconds, now 60)" in error
+    assert report.exit_status == 2
+    assert main(["check", "--speech-folder", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert "TIMIT: not checked (not given; no experiment asked needs it)" in out
+    assert "  validation: 1 speaker, 3 utterances, longest spk4_takes_u1 (7.00 s): spk4" in out
+    assert "  8 speakers, 24 recordings" in out and "8000 Hz x 8, 16000 Hz x 8, 22050 Hz x 8" in out
+    assert main(["check", "--speech-folder", str(root), "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    # Fewer dictionary frames than asked (a small corpus, 36 s of noise for training): deviates, no error.
+    assert [e["status"] for e in doc["experiments"]] == ["deviates", "cannot run"]
+    assert doc["corpora"]["speech_folder"]["parts"]["test"]["utterances"] == 6
+
+
+def test_a_folder_corpus_with_broken_files_and_a_speaker_without_audio(tmp_path, sparse_audio, corpora):
+    root = _speech_folder(tmp_path / "speech", sparse_audio)
+    (root / "spk4" / "u0.wav").write_bytes(b"junk")  # the validation speaker: read by validation jobs only
+    (root / "spk2" / "takes" / "u1.wav").write_bytes(b"")  # a test speaker
+    report = check_corpora(corpora, speech_folder=root, noises=["babble"])
+    assert list(report.experiments) == ["table1", "table2", "figure2", "jobs_test", "jobs_validation"]
+    assert report.experiment("jobs_test")["title"].endswith(f"noise=babble on the folder corpus {root}")
+    assert _messages(report, "error", "jobs_validation") == [
+        f"{root / 'spk4' / 'u0.wav'}: unknown format (first bytes b'junk'); expected NIST SPHERE ('NIST_1A'), "
+        "RIFF WAVE ('RIFF'), a MATLAB v5 .mat file, FLAC, OGG or AIFF"
+    ]
+    (error,) = _messages(report, "error", "jobs_test")
+    assert error.startswith(str(root / "spk2" / "takes" / "u1.wav")) and "the file is empty" in error
+    assert report.corpora["speech_folder"]["unreadable"] == 2
+    # Named noises come from DATA_ROOT/noisex92, as a folder-corpus job reads them when that folder exists.
+    assert report.corpora["noises"]["babble"]["file"] == str(corpora / "noisex92" / "babble.wav")
+    (root / "spk9").mkdir()
+    (root / "spk9" / "notes.txt").write_text("x")
+    report = check_corpora(None, speech_folder=root)
+    (error,) = _messages(report, "error", "jobs_test")
+    assert error.startswith(f"speaker folder {root / 'spk9'} holds no audio files") and "notes.txt" in error
+    assert report.exit_status == 2
+
+
+def test_the_check_of_a_job_agrees_with_the_data_module(tmp_path):
+    """The check's verdict on a noise part is the job's: the same refusal, word for word."""
+    import soundfile as sf
+
+    from vaenmf.data.speech import SpeechDataModule
+    from vaenmf.errors import DataError
+
+    rng = np.random.default_rng(0)
+    root = tmp_path.resolve() / "speech"
+    for i in range(4):
+        (root / f"s{i}").mkdir(parents=True)
+        sf.write(root / f"s{i}" / "a.wav", 0.1 * rng.standard_normal(int((1.5 + 0.1 * i) * 22050)), 22050)
+    noise = tmp_path.resolve() / "short.wav"
+    sf.write(noise, 0.1 * rng.standard_normal(12 * 22050), 22050)  # a 1.2 s validation part
+    report = check_corpora(None, speech_folder=root, noises=[str(noise)])
+    (error,) = _messages(report, "error")
+    module = SpeechDataModule(corpus="folder", root=str(root), noise=str(noise))
+    module.evaluate_on("validation")
+    with pytest.raises(DataError) as caught:
+        module.setup()
+    assert str(caught.value) == error and "utterance s2_a (1.70 s)" in error
+
+
+def test_the_check_does_not_import_torch(repo_root):
+    code = "import sys, vaenmf.data.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    env = {"PYTHONPATH": str(repo_root / "src"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.realdata

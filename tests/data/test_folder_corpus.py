@@ -13,7 +13,7 @@ from vaenmf.data.folder import index_speaker_folders
 from vaenmf.data.speech import SpeechDataModule
 from vaenmf.data.splits import fraction_speaker_split
 from vaenmf.data.synthetic import make_speakers, synth_utterance
-from vaenmf.errors import ConfigError, CorpusLayoutError
+from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
 
 SMALL = dict(
     corpus="folder",
@@ -107,6 +107,18 @@ def test_speaker_fractions_are_configuration(tmp_path, fractions, speakers):
     assert got == tuple([f"spk{i:02d}" for i in part] for part in speakers)
 
 
+def test_a_generated_noise_too_short_for_the_recordings_is_refused_at_setup(tmp_path):
+    # 5 s of the demo's factory noise (no NOISEX-92 folder): a 0.5 s validation part, shorter than every recording.
+    root = _corpus(tmp_path / "speech", n_speakers=4, per_speaker=1)
+    module = SpeechDataModule(
+        **{**SMALL, "demo_noise_seconds": 5.0}, root=str(root), speaker_fractions=[0.25] * 4
+    )
+    with pytest.raises(DataError, match=r"^the validation part of the factory noise \(0.50 s: 10% of its 5.00 s\) is "
+                       r"shorter than utterance spk02_u0 \(1.\d\d s\).* use a longer generated noise "
+                       r"\(data.demo_noise_seconds, now 5\), or give the validation part a larger share"):  # fmt: skip
+        module.setup()
+
+
 def test_bad_folder_corpora_are_one_message_naming_the_path(tmp_path):
     with pytest.raises(ConfigError, match="data=speech_folder needs data.root="):
         SpeechDataModule(**SMALL).setup()
@@ -154,6 +166,7 @@ def test_the_nltk_timit_sample_as_a_folder_corpus(shared_data):
         **{**SMALL, "n_test_utterances": 4}, root=str(shared_data / "timit_sample"), noise="babble",
         noisex_root=str(shared_data / "noisex92" / "jonboley_22k05_20s"),
     )  # fmt: skip
+    module.evaluate_on("test")  # the excerpt's 2 s validation part holds no sample utterance; not scored here
     module.setup()
     parts = (
         module.dictionary_speakers,

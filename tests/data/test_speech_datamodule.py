@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from vaenmf.data.audio import audio_info
 from vaenmf.data.features import magnitude
 from vaenmf.data.mixing import snr_db
 from vaenmf.data.speech import SpeechDataModule
@@ -388,6 +389,72 @@ def test_timit_missing_noise(fake_corpora):
     module = SpeechDataModule(corpus="timit", data_root=str(fake_corpora), noise="babble")
     with pytest.raises(CorpusLayoutError, match="babble"):
         module.setup()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "part", "noise"),
+    [
+        ({"noise": "babble"}, "validation", "babble"),
+        ({"noise": "factory", "test_noise": "babble"}, "validation", "babble"),  # the evaluation noise
+        ({"noise": "babble", "noise_train_fraction": 0.05}, "training", "babble"),
+    ],
+)
+def test_a_noise_part_shorter_than_an_utterance_is_refused_at_setup(
+    fake_corpora, write_riff, monkeypatch, kwargs, part, noise
+):
+    """12 s of babble: a 1.2 s validation part, shorter than the 1.6 s utterances; refused by setup() from the
+    headers, before any utterance is read (so before anything is fitted), with what to change."""
+    from vaenmf.data import records
+
+    babble = write_riff(fake_corpora / "noisex92" / "babble.wav", np.zeros(12 * 16000, np.float32) + 0.01)
+
+    def no_reading(*args, **kw):
+        raise AssertionError("setup read an utterance's samples")
+
+    monkeypatch.setattr(records, "read_audio", no_reading)
+    module = SpeechDataModule(corpus="timit", data_root=str(fake_corpora), test_snrs=(0,), **kwargs)
+    with pytest.raises(DataError) as caught:
+        module.setup()
+    # The longest SI/SX file of the part's speakers (planned before the check: the training speakers are a seeded
+    # half of TRAIN, the validation speaker is the development-set speaker MREB0).
+    speakers = set({"training": module.train_speakers, "validation": module.validation_speakers}[part])
+    files = [f for f in (fake_corpora / "timit").rglob("S[IX]*.WAV") if f.parent.name in speakers]
+    lengths = {f"{f.parts[-3]}_{f.parent.name}_{f.stem}": audio_info(f).seconds for f in files}
+    message = str(caught.value)
+    seconds = {"training": 0.05 * 12, "validation": 0.1 * 12}[part]
+    share = {"training": "5%", "validation": "10%"}[part]
+    assert message.startswith(
+        f"the {part} part of the {noise} noise ({babble}) ({seconds:.2f} s: {share} of its 12.00 s) is shorter "
+        "than utterance "
+    )
+    name = message.split("than utterance ")[1].split(" ")[0]
+    assert len(lengths) == 2 * len(speakers) and lengths[name] == max(lengths.values())
+    assert f"({lengths[name]:.2f} s), the longest of the {part} utterances, so it cannot be mixed" in message
+    remedy = (
+        f"use a longer noise file than {babble}, or give the {part} part a larger share of it "
+        f"(data.noise_train_fraction={kwargs.get('noise_train_fraction', 0.6):g}, "
+        "data.noise_validation_fraction=0.1; the test part is the rest)"
+    )
+    # Both evaluation parts are held by default (evaluate_on not called): the message says how to hold one.
+    hint = "; to score only the test split, call evaluate_on('test') before setup() (a job does: eval_split=test)"
+    assert message.endswith(remedy + (hint if part == "validation" else ""))
+    assert not module._ready
+
+
+def test_a_job_scoring_the_test_split_is_not_refused_over_the_validation_part(fake_corpora, write_riff):
+    write_riff(fake_corpora / "noisex92" / "babble.wav", np.zeros(12 * 16000, np.float32) + 0.01)
+    module = SpeechDataModule(corpus="timit", data_root=str(fake_corpora), noise="babble", test_snrs=(0,))
+    module.evaluate_on("test")
+    module.setup()
+    assert len(module.test_mixtures()[0]) == 4  # the 3.6 s test part holds every test utterance
+    with pytest.raises(DataError, match="validation part of the babble noise"):
+        module.validation_mixtures()  # the check in _mix is still the backstop
+    # Without validation noise there is nothing to hold against the validation utterances.
+    SpeechDataModule(
+        corpus="timit", data_root=str(fake_corpora), noise="babble", noise_validation_fraction=0
+    ).setup()
+    with pytest.raises(ConfigError, match="eval_split"):
+        module.evaluate_on("train")
 
 
 @pytest.mark.realdata

@@ -88,6 +88,7 @@ def _nmf_reference_sdr(metrics: dict, inits: int, snrs: tuple[int, ...] | None) 
 
     data = {k: v for k, v in metrics["config"]["data"].items() if k != "_target_"}
     dm = SpeechDataModule(**data)
+    dm.evaluate_on("test")  # as the job did (its test mixtures are rebuilt)
     dm.setup("fit")
     V_speech = dm.speech_dictionary_frames().double().numpy()
     V_noise = dm.noise_dictionary_frames().double().numpy()

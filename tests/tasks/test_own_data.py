@@ -166,3 +166,26 @@ def test_bad_own_data_is_one_line_before_any_work(tmp_path, train_cli, args, mes
     assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (out / "checkpoints").exists()  # nothing was fitted
+
+
+def test_a_noise_too_short_for_the_test_utterances_is_one_line_before_any_work(tmp_path, train_cli):
+    # 4 speakers of one 1.5 s recording; a 4 s noise, whose test part (the last 30%: 1.2 s) holds none of them.
+    # The job reads the recordings' headers only: the message comes before any dictionary is fitted.
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        (tmp_path / "speech" / f"s{i}").mkdir(parents=True)
+        sf.write(tmp_path / "speech" / f"s{i}" / "a.wav", 0.1 * rng.standard_normal(24000), 16000)
+    noise = tmp_path / "short.wav"
+    sf.write(noise, 0.1 * rng.standard_normal(64000), 16000)
+    out = tmp_path / "job"
+    args = ["experiment=smoke", "data=speech_folder", f"data.root={tmp_path / 'speech'}", f"noise={noise}",
+            "data.n_test_utterances=null", "data.n_train_utterances=null",
+            f"paths.output_root={tmp_path}", f"hydra.run.dir={out}"]  # fmt: skip
+    result = train_cli(args, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        f"the test part of the short noise ({noise}) (1.20 s: 30% of its 4.00 s) is shorter than utterance s"
+        in result.stderr
+    )
+    assert "_a (1.50 s), the longest of the test utterances" in result.stderr
+    assert not (out / "checkpoints").exists()  # nothing was fitted

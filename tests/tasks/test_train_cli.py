@@ -91,7 +91,11 @@ def test_smoke_job_end_to_end_from_another_directory(
         assert key in metrics
     assert metrics["task"] == "speech" and metrics["method"] == "nmf" and metrics["noise"] == "factory"
     assert metrics["paper_column"] == "NMF" and metrics["schema"] == 2 and metrics["eval_split"] == "test"
-    assert {"data", "dictionaries", "separator", "enhance_and_score"} <= set(metrics["timings_s"])
+    stages = {"data", "dictionary_frames", "dictionaries", "separator", "enhance_and_score"}
+    for key in ("timings_s", "cpu_timings_s", "peak_rss_mb"):
+        assert set(metrics[key]) == stages, key  # MU activations: no training set
+    # A Python process with torch and the data holds well over 100 MiB and far less than the machine.
+    assert all(100 < mb < 8000 for mb in metrics["peak_rss_mb"].values()), metrics["peak_rss_mb"]
     summary = metrics["summary"]
     assert set(summary) == {"-5", "0"}
     for snr_entry in summary.values():

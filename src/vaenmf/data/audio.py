@@ -95,6 +95,13 @@ class AudioInfo:
         """Duration in seconds."""
         return self.n_samples / self.sample_rate
 
+    def samples_at(self, rate: int) -> int:
+        """Samples once resampled to ``rate``, as :func:`read_audio` gives them (:func:`resample`'s length,
+        ``ceil(n_samples * rate / sample_rate)``): a length known from the header alone."""
+        if rate == self.sample_rate:
+            return self.n_samples
+        return -(-self.n_samples * int(rate) // self.sample_rate)
+
 
 def _check_rate(path: Path, rate: float, what: str = "sample rate") -> int:
     """The header's sample rate as an int, or AudioReadError when no recording has that rate."""

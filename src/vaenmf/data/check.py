@@ -18,6 +18,15 @@ Each problem is a :class:`Finding` of one of three levels:
   is broken;
 - ``note``: worth knowing, no deviation (a partial TRAIN set, files the loaders skip, duplicates).
 
+The jobs one asks about (``check_corpora(noises=..., test_noises=..., speech_folder=...)``; ``vaenmf-data check
+--noise SPEC --test-noise SPEC --speech-folder PATH``) are two more experiments, the same jobs scoring the test and
+the validation split (:data:`JOB_EXPERIMENTS`). Their noises are found as the jobs find them
+(:func:`vaenmf.data.noises.noisex_folder`, :func:`vaenmf.data.noises.locate_noise`: a NOISEX-92 name, a pool, a
+file by path, the demo's generated factory/babble on a folder corpus without NOISEX-92), and their parts are held
+to the rule ``SpeechDataModule.setup`` enforces (:func:`vaenmf.data.noises.short_noise_part`, the same message);
+a folder corpus is split by the jobs' policy (:func:`vaenmf.data.splits.fraction_speaker_split`). The paper's
+experiments are then checked only where their corpora are given.
+
 Exit status of the command: 0 when every experiment can run by the protocol, 1 when there are warnings but no
 errors, 2 when there is an error, 64 for a usage error.
 """
@@ -34,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from vaenmf.data.audio import AudioInfo, audio_info, check_resample, mat_variables
+from vaenmf.data.folder import folder_utterances
 from vaenmf.data.ninapro import (
     EXERCISE_MOVEMENTS,
     N_REPETITIONS,
@@ -42,7 +52,16 @@ from vaenmf.data.ninapro import (
     check_labels,
     scan_ninapro_files,
 )
-from vaenmf.data.noisex import NOISE_FILES, list_noise_files, noise_candidates
+from vaenmf.data.noises import (
+    NoiseSpec,
+    locate_noise,
+    noise_part_lengths,
+    noisex_folder,
+    parse_noise,
+    short_noise_part,
+)
+from vaenmf.data.noisex import NOISE_FILES, list_noise_files, noise_candidates, noise_names
+from vaenmf.data.splits import DEFAULT_SPEAKER_FRACTIONS, SPEAKER_PARTS, fraction_speaker_split
 from vaenmf.data.timit import (
     CORE_TEST_SPEAKERS,
     CORE_TEST_SPEAKERS_BY_DIALECT,
@@ -53,9 +72,9 @@ from vaenmf.data.timit import (
     find_timit_root,
     scan_timit,
 )
-from vaenmf.errors import VaenmfError
+from vaenmf.errors import ConfigError, VaenmfError
 
-__all__ = ["Protocol", "Finding", "CheckReport", "check_corpora", "EXPERIMENTS"]
+__all__ = ["Protocol", "Finding", "CheckReport", "check_corpora", "EXPERIMENTS", "JOB_EXPERIMENTS"]
 
 # The speech front end (vaenmf.data.features), spelled out so that the check never imports torch (seconds of
 # start-up on a busy machine); a test keeps them equal.
@@ -93,6 +112,10 @@ EXPERIMENTS = {
     "figure2": "Figure 2: Ninapro DB1 muscle synergies",
 }
 _SPEECH = ("table1", "table2")
+#: The experiments of the jobs asked with ``--noise``/``--test-noise``/``--speech-folder``: one per split a job may
+#: score (``eval_split``), since a noise part too short for the validation utterances stops only validation jobs.
+JOB_EXPERIMENTS = {"jobs_test": "test", "jobs_validation": "validation"}
+_JOBS = tuple(JOB_EXPERIMENTS)
 _LEVELS = ("error", "warning", "note")
 # Per-file findings of one kind shown in the text output before "... and N more" (--json lists all).
 _SHOW_PER_KIND = 5
@@ -114,6 +137,10 @@ class Protocol:
         synergy_rank: Muscle-synergy rank (``conf/model/nmf_synergy.yaml``).
         db1_subjects: DB1 subjects Figure 2 reads (``data.subjects``).
         db1_exercises: DB1 exercises Figure 2 reads (``data.exercises``).
+        demo_noise_seconds: Length of the demo's generated factory/babble noise, which a folder-corpus job uses
+            without a NOISEX-92 folder (``data.demo_noise_seconds``; ``data=speech_folder`` leaves the default).
+        speaker_fractions: A folder corpus's speaker split (``data.speaker_fractions``: dictionary, training,
+            validation, test).
     """
 
     speech_dict_frames: int = 10000
@@ -126,6 +153,8 @@ class Protocol:
     synergy_rank: int = 4
     db1_subjects: tuple[int, ...] = tuple(range(1, 28))
     db1_exercises: tuple[int, ...] = (1,)
+    demo_noise_seconds: float = 60.0
+    speaker_fractions: tuple[float, ...] = tuple(DEFAULT_SPEAKER_FRACTIONS.values())
 
 
 @dataclass
@@ -134,7 +163,8 @@ class Finding:
 
     Attributes:
         level: ``"error"``, ``"warning"`` or ``"note"`` (see the module docstring).
-        corpus: ``"timit"``, ``"noisex92"``, ``"ninapro_db1"`` or ``"data_root"``.
+        corpus: ``"timit"``, ``"noisex92"``, ``"ninapro_db1"``, ``"data_root"``, ``"speech_folder"`` (the folder
+            corpus asked) or ``"noise"`` (a noise the jobs asked read).
         message: What is wrong and what was expected.
         experiments: The experiments it affects (empty: none, e.g. a broken file no job reads).
         path: The file or folder concerned, if one.
@@ -151,11 +181,20 @@ class Finding:
 
 @dataclass
 class CheckReport:
-    """The inventory of the corpora and the verdict per experiment (see :func:`check_corpora`)."""
+    """The inventory of the corpora and the verdict per experiment (see :func:`check_corpora`).
+
+    Attributes:
+        data_root: ``DATA_ROOT``, if given.
+        corpora: What was found, per corpus (``timit``, ``noisex92``, ``ninapro_db1``; ``speech_folder`` and
+            ``noises`` for the jobs asked).
+        findings: Every problem and remark.
+        experiments: The experiments checked, name -> title (default: the paper's, :data:`EXPERIMENTS`).
+    """
 
     data_root: str | None
     corpora: dict[str, dict[str, Any]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    experiments: dict[str, str] = field(default_factory=lambda: dict(EXPERIMENTS))
 
     def add(self, level: str, corpus: str, message: str, experiments: Iterable[str] = (), **kw: Any) -> None:
         """Record a :class:`Finding` (``kw``: ``path``, ``kind``)."""
@@ -169,7 +208,7 @@ class CheckReport:
         status = "cannot run" if errors else ("deviates" if warnings else "ok")
         return {
             "name": name,
-            "title": EXPERIMENTS[name],
+            "title": self.experiments[name],
             "status": status,
             "errors": [f.message for f in errors],
             "warnings": [f.message for f in warnings],
@@ -186,7 +225,7 @@ class CheckReport:
         return {
             "data_root": self.data_root,
             "corpora": self.corpora,
-            "experiments": [self.experiment(name) for name in EXPERIMENTS],
+            "experiments": [self.experiment(name) for name in self.experiments],
             "findings": [asdict(f) for f in self.findings],
             "counts": {level: sum(f.level == level for f in self.findings) for level in _LEVELS},
             "exit_status": self.exit_status,
@@ -207,10 +246,17 @@ def _frames(n_samples: int) -> int:
 
 
 def _at_16k(info: AudioInfo) -> int:
-    """Samples after resampling to 16 kHz (torchaudio's length: ``ceil(n * 16000 / sr)``)."""
-    if info.sample_rate == SAMPLE_RATE:
-        return info.n_samples
-    return -(-info.n_samples * SAMPLE_RATE // info.sample_rate)
+    """Samples after resampling to 16 kHz, as a job reads them (:meth:`~vaenmf.data.audio.AudioInfo.samples_at`)."""
+    return info.samples_at(SAMPLE_RATE)
+
+
+def _longest(infos: dict[str, AudioInfo]) -> dict[str, Any]:
+    """``{"name", "seconds", "samples"}`` of the longest utterance at 16 kHz (``{}`` for none)."""
+    if not infos:
+        return {}
+    name = max(infos, key=lambda k: _at_16k(infos[k]))  # the first of equally long ones
+    n = _at_16k(infos[name])
+    return {"name": name, "seconds": round(n / SAMPLE_RATE, 3), "samples": n}
 
 
 def _rel(path: Path | str, base: Path | None) -> str:
@@ -241,22 +287,31 @@ def _reason(exc: Exception, path: Path) -> str:
 # TIMIT
 
 
-def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, data_root: Path | None) -> dict:
-    out: dict[str, Any] = {"looked_in": str(root) if root else None, "found": False}
+def _check_timit(
+    report: CheckReport,
+    root: Path | None,
+    protocol: Protocol,
+    data_root: Path | None,
+    speech: tuple[str, ...] = _SPEECH,
+    paper: tuple[str, ...] = _SPEECH,
+) -> dict:
+    """Inventory TIMIT; findings that stop any speech job on it go to ``speech`` (the tables checked and the jobs
+    asked on TIMIT), those about the paper's protocol (its test and development sets) to ``paper``."""
+    out: dict[str, Any] = {"looked_in": str(root) if root else None, "found": False, "checked": True}
     report.corpora["timit"] = out
     if root is None:
         report.add(
             "error",
             "timit",
             "TIMIT not given: set DATA_ROOT (expects DATA_ROOT/timit) or pass --timit /path/to/timit",
-            _SPEECH,
+            speech,
         )
         return out
     try:
         scan = scan_timit(root)
     except VaenmfError as exc:
         hint = _timit_hint(root, data_root)
-        report.add("error", "timit", f"{exc}{hint}", _SPEECH, path=str(root))
+        report.add("error", "timit", f"{exc}{hint}", speech, path=str(root))
         return out
     out.update(found=True, root=str(scan.root), layout=scan.layout)
     base = scan.root
@@ -267,7 +322,7 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
             "timit",
             f"speaker folder {folder} holds no audio (expected <UTT>.WAV files: SA1, SA2, SI<n>, SX<n>); "
             "indexing TIMIT stops there",
-            _SPEECH,
+            speech,
             path=str(folder),
             kind="speaker without audio",
         )
@@ -294,7 +349,7 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
                     "error",
                     "timit",
                     f"{u.path}: {_reason(exc, u.path)}",
-                    _SPEECH,
+                    speech,
                     path=str(u.path),
                     kind="unreadable",
                 )
@@ -325,7 +380,7 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
             "timit",
             f"{len(low)} utterances are at {', '.join(map(str, rates))} Hz (TIMIT is 16 kHz): they are upsampled "
             "and carry nothing above half their rate",
-            _SPEECH,
+            speech,
         )
 
     splits: dict[str, dict[str, Any]] = {}
@@ -341,21 +396,24 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
     out["splits"] = splits
 
     if not scan.has_split:
+        # The tables' verdict; jobs of one's own run on the four-way split, which is worth a note.
         report.add(
-            "error",
+            "error" if paper else "note",
             "timit",
             f"{base} has no TRAIN/TEST split ({scan.layout}), so there is no core test set: jobs would split its "
             f"{len({u.speaker for u in scan.utterances})} speakers 3/8, 1/4, 1/8, 1/4 (dictionary, training, validation, test) and test on none of the paper's "
             "speakers; expected the LDC tree [TIMIT/]{TRAIN,TEST}/DR1..DR8/<SPEAKER>/<UTT>.WAV",
-            _SPEECH,
+            paper,
             path=str(base),
         )
         pool = [u for u in scan.utterances if u.kind in ("SI", "SX")]
         train_pool, test_set, validation_set = pool, pool, pool
     else:
         train_pool = [u for u in scan.utterances if u.split == "TRAIN" and u.kind in ("SI", "SX")]
-        test_set = _speaker_set(report, out, scan, "core_test", CORE_TEST_SPEAKERS_BY_DIALECT, infos)
-        validation_set = _speaker_set(report, out, scan, "dev", DEV_SPEAKERS_BY_DIALECT, infos)
+        test_set = _speaker_set(
+            report, out, scan, "core_test", CORE_TEST_SPEAKERS_BY_DIALECT, infos, paper, speech
+        )
+        validation_set = _speaker_set(report, out, scan, "dev", DEV_SPEAKERS_BY_DIALECT, infos, paper, speech)
         n_train = len({u.speaker for u in train_pool})
         if n_train < 2:
             report.add(
@@ -363,7 +421,7 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
                 "timit",
                 f"{base}: {n_train} TRAIN speakers with SI/SX utterances; need at least 2 (the dictionary and "
                 "the encoder-training speakers must differ)",
-                _SPEECH,
+                speech,
                 path=str(base),
             )
         elif n_train < TIMIT_TRAIN_SPEAKERS or len(train_pool) < TIMIT_TRAIN_SI_SX:
@@ -387,7 +445,7 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
                 "timit",
                 f"the speech dictionary speakers give about {estimate} frames, fewer than the rank "
                 f"{protocol.speech_rank} dictionary needs",
-                _SPEECH,
+                speech,
             )
         elif estimate < protocol.speech_dict_frames:
             report.add(
@@ -395,15 +453,16 @@ def _check_timit(report: CheckReport, root: Path | None, protocol: Protocol, dat
                 "timit",
                 f"the speech dictionary speakers give about {estimate} frames (before silent frames are dropped) "
                 f"of the {protocol.speech_dict_frames} asked",
-                _SPEECH,
+                speech,
             )
-    train_lengths = [_at_16k(infos[u.path]) for u in train_pool if u.path in infos]
-    test_lengths = [_at_16k(infos[u.path]) for u in test_set if u.path in infos]
-    out["longest_train_utterance_s"] = round(max(train_lengths, default=0) / SAMPLE_RATE, 3)
-    out["longest_test_utterance_s"] = round(max(test_lengths, default=0) / SAMPLE_RATE, 3)
-    # The validation mixtures take their noise from the validation part of each noise (see the noise check).
-    validation_lengths = [_at_16k(infos[u.path]) for u in validation_set if u.path in infos]
-    out["longest_validation_utterance_s"] = round(max(validation_lengths, default=0) / SAMPLE_RATE, 3)
+    # Each part of a noise must hold the longest utterance mixed with it (see the noise checks). The training
+    # utterances are a seeded half of the TRAIN speakers': the longest TRAIN utterance stands for them.
+    out["longest_utterances"] = {
+        part: _longest({u.name: infos[u.path] for u in utts if u.path in infos})
+        for part, utts in (("training", train_pool), ("validation", validation_set), ("test", test_set))
+    }
+    for part, key in (("training", "train"), ("validation", "validation"), ("test", "test")):
+        out[f"longest_{key}_utterance_s"] = out["longest_utterances"][part].get("seconds", 0.0)
     return out
 
 
@@ -425,8 +484,11 @@ def _speaker_set(
     name: str,
     by_dialect: dict[str, tuple[str, ...]],
     infos: dict[Path, AudioInfo],
+    paper: tuple[str, ...],
+    speech: tuple[str, ...],
 ) -> list[TimitUtterance]:
-    """Check the core test or dev set; returns its readable SI/SX utterances."""
+    """Check the core test or dev set; returns its readable SI/SX utterances. Incomplete, it is a finding for the
+    paper's experiments (``paper``); a TEST split without any core test speaker stops every job (``speech``)."""
     speakers = [s for group in by_dialect.values() for s in group]
     where = {s: dr for dr, group in by_dialect.items() for s in group}
     utts = [u for u in scan.utterances if u.split == "TEST" and u.speaker in where and u.kind in ("SI", "SX")]
@@ -448,7 +510,9 @@ def _speaker_set(
         "missing_speakers": missing,
         "incomplete_speakers": short,
     }
-    if missing or short:
+    # timit_pools refuses a TEST split without any core test speaker: that stops every job, not only the tables.
+    experiments = speech if not utts and name == "core_test" else paper
+    if (missing or short) and experiments:
         what = []
         if missing:
             what.append(f"missing speakers {_names(missing)}")
@@ -460,7 +524,7 @@ def _speaker_set(
                 "timit",
                 f"core test set incomplete: {len(utts)} of {expected} SI/SX utterances; {'; '.join(what)}. The "
                 "tables would not be scored on the paper's test set",
-                _SPEECH,
+                experiments,
                 kind="core test",
             )
         else:
@@ -469,7 +533,7 @@ def _speaker_set(
                 "timit",
                 f"development set (Kaldi's 50 speakers) incomplete: {len(utts)} of {expected} SI/SX utterances; "
                 f"{'; '.join(what)}. Choices made on the validation split would not be the protocol's",
-                _SPEECH,
+                experiments,
                 kind="dev set",
             )
     return readable
@@ -494,29 +558,49 @@ def _timit_hint(root: Path, data_root: Path | None) -> str:
 # NOISEX-92
 
 
-def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, timit: dict) -> dict:
+def _check_noisex(
+    report: CheckReport,
+    root: Path | None,
+    protocol: Protocol,
+    timit: dict,
+    paper: tuple[str, ...] = _SPEECH,
+    job_files: dict[Path, list[str]] | None = None,
+) -> dict:
+    """Inventory the NOISEX-92 folder: every noise file in it (rate, duration, parts) and the noises ``noise=`` can
+    name; the paper's factory1 and babble are held to the protocol for the experiments ``paper`` (none: the tables
+    are not checked). ``job_files``: the files the asked jobs read, with their labels (their findings are the job
+    noise check's, :func:`_check_job_noises`)."""
+    job_files = job_files or {}
     out: dict[str, Any] = {
         "looked_in": str(root) if root else None,
         "found": False,
+        "checked": True,
         "files": [],
         "noises": {},
+        "names": [],
     }
     report.corpora["noisex92"] = out
     if root is None:
-        report.add(
-            "error",
-            "noisex92",
-            "NOISEX-92 not given: set DATA_ROOT (expects DATA_ROOT/noisex92) or pass --noisex /path/to/noisex92",
-            _SPEECH,
-        )
+        if paper:
+            report.add(
+                "error",
+                "noisex92",
+                "NOISEX-92 not given: set DATA_ROOT (expects DATA_ROOT/noisex92) or pass --noisex /path/to/noisex92",
+                paper,
+            )
         return out
     try:
         files = list_noise_files(root)
     except VaenmfError as exc:
-        report.add("error", "noisex92", str(exc), _SPEECH, path=str(root))
+        if paper:
+            report.add("error", "noisex92", str(exc), paper, path=str(root))
         return out
     out["found"] = True
+    # What noise= can name here (one name per file stem; factory is factory1).
+    out["names"] = noise_names(root)
     chosen = {kind: (noise_candidates(root, stem) or [None])[0] for kind, stem in NOISE_FILES.items()}
+    if not paper:
+        chosen = {}
     by_path: dict[Path, dict[str, Any]] = {}
     for f in files:
         entry: dict[str, Any] = {
@@ -524,7 +608,7 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
             "noise": f.stem.lower() if f.stem.lower() in NOISEX92_NOISES else None,
         }
         used_by = [kind for kind, c in chosen.items() if c == f]
-        entry["used_for"] = used_by
+        entry["used_for"] = used_by + job_files.get(f, [])
         try:
             info = audio_info(f)
             check_resample(info.sample_rate, SAMPLE_RATE, str(f))
@@ -532,9 +616,9 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
             entry["error"] = _reason(exc, f)
             if used_by:
                 report.add(
-                    "error", "noisex92", f"{f}: {_reason(exc, f)}", _SPEECH, path=str(f), kind="unreadable"
+                    "error", "noisex92", f"{f}: {_reason(exc, f)}", paper, path=str(f), kind="unreadable"
                 )
-            else:
+            elif f not in job_files:  # a file the asked jobs read is their noise check's finding
                 report.add(
                     "warning",
                     "noisex92",
@@ -544,25 +628,10 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
                 )
             out["files"].append(entry)
             continue
-        n16 = _at_16k(info)
-        # The same arithmetic as SpeechDataModule.noise_part_bounds: [0, split) training,
-        # [split, test_start) validation, [test_start, n16) test.
-        split = int(round(protocol.noise_train_fraction * n16))
-        test_start = int(round((protocol.noise_train_fraction + protocol.noise_validation_fraction) * n16))
-        entry.update(
-            format=info.format,
-            sample_rate=info.sample_rate,
-            channels=info.channels,
-            seconds=round(info.seconds, 3),
-            variable=info.variable,
-            train_frames=_frames(split),
-            train_seconds=round(split / SAMPLE_RATE, 3),
-            validation_seconds=round((test_start - split) / SAMPLE_RATE, 3),
-            test_seconds=round((n16 - test_start) / SAMPLE_RATE, 3),
-        )
+        entry.update(_noise_entry(info, protocol))
         by_path[f] = entry
         out["files"].append(entry)
-        if entry["noise"] is None and not used_by:
+        if entry["noise"] is None and not entry["used_for"]:
             report.add(
                 "note",
                 "noisex92",
@@ -570,6 +639,8 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
                 path=str(f),
                 kind="other file",
             )
+    if not paper:
+        return out
 
     for kind, stem in NOISE_FILES.items():
         path = chosen[kind]
@@ -579,7 +650,7 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
                 "noisex92",
                 f"no NOISEX-92 {stem} noise ({kind!r}) in {root}: looked for {stem}.mat / {stem}.wav (any case) "
                 "there and in its subfolders",
-                _SPEECH,
+                paper,
                 path=str(root),
             )
             continue
@@ -600,7 +671,7 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
                 "noisex92",
                 f"{_rel(path, root)} is at {entry['sample_rate']} Hz (NOISEX-92: 19980 Hz): upsampled to 16 kHz, it "
                 f"carries nothing above {entry['sample_rate'] // 2} Hz",
-                _SPEECH,
+                paper,
             )
         # Table 1 asks for all noise frames from this one noise; Table 2 for half from each (factory the odd one).
         for experiment, asked in (
@@ -640,9 +711,28 @@ def _check_noisex(report: CheckReport, root: Path | None, protocol: Protocol, ti
                     f"{stem}: its {part} part ({have} s) is shorter than the longest {part} utterance ({need} s), "
                     "which cannot be mixed with it; expected a longer recording (NOISEX-92: 235 s)"
                     + (" (eval_split=validation jobs would fail)" if part == "validation" else ""),
-                    _SPEECH,
+                    paper,
                 )
     return out
+
+
+def _noise_entry(info: AudioInfo, protocol: Protocol) -> dict[str, Any]:
+    """What the check reports of a readable noise file: its header, and its three parts at 16 kHz."""
+    n16 = _at_16k(info)
+    # The jobs' cut (SpeechDataModule.noise_part_bounds): training, validation, test, in time order.
+    parts = noise_part_lengths(n16, protocol.noise_train_fraction, protocol.noise_validation_fraction)
+    return {
+        "format": info.format,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "seconds": round(info.seconds, 3),
+        "variable": info.variable,
+        "samples_16k": n16,
+        "train_frames": _frames(parts["training"]),
+        "train_seconds": round(parts["training"] / SAMPLE_RATE, 3),
+        "validation_seconds": round(parts["validation"] / SAMPLE_RATE, 3),
+        "test_seconds": round(parts["test"] / SAMPLE_RATE, 3),
+    }
 
 
 def _pooled_share(kind: str, total: int) -> int:
@@ -866,8 +956,19 @@ def check_corpora(
     noisex: str | os.PathLike[str] | None = None,
     ninapro: str | os.PathLike[str] | None = None,
     protocol: Protocol | None = None,
+    noises: Sequence[str] = (),
+    test_noises: Sequence[str] = (),
+    speech_folder: str | os.PathLike[str] | None = None,
 ) -> CheckReport:
     """Inventory the corpora and decide, per experiment, whether it can run by the protocol.
+
+    Without ``noises``, ``test_noises`` and ``speech_folder`` the experiments are the paper's (:data:`EXPERIMENTS`).
+    With any of them, the jobs asked are checked too (:data:`JOB_EXPERIMENTS`: the same jobs scoring the test and
+    the validation split): their speech corpus (``speech_folder``, else TIMIT) and every noise of their conditions,
+    resolved as the jobs resolve them (:func:`~vaenmf.data.noises.noisex_folder`,
+    :func:`~vaenmf.data.noises.locate_noise`); the paper's experiments are then checked only where their corpora
+    are given (an explicit folder, or one that exists under ``data_root``), so that a check of one's own data does
+    not fail for want of TIMIT or DB1.
 
     Args:
         data_root: Folder holding ``timit/``, ``noisex92/``, ``ninapro_db1/`` (``DATA_ROOT``).
@@ -875,31 +976,372 @@ def check_corpora(
         noisex: NOISEX-92 folder (default ``data_root/noisex92``), as ``data.noisex_root``.
         ninapro: Ninapro DB1 folder (default ``data_root/ninapro_db1``), as ``data.root`` of ``ninapro_db1``.
         protocol: The sizes asked (default: the paper's, :class:`Protocol`).
+        noises: Noise conditions of the jobs, spelled as ``noise=`` (``white``, ``pooled:white+pink``,
+            ``/data/hum.flac``; :mod:`vaenmf.data.noises`); several: a sweep. None given while ``test_noises`` or
+            ``speech_folder`` is: the jobs' default, ``factory``.
+        test_noises: Their ``test_noise=`` conditions (mismatched evaluation; empty: tested on ``noises``).
+        speech_folder: A folder corpus, one folder per speaker (``data=speech_folder data.root=...``), that the
+            jobs read instead of TIMIT.
 
     Returns:
         The :class:`CheckReport`. Never raises for bad data: every problem is a :class:`Finding`.
+
+    Raises:
+        ConfigError: A noise condition that is not one (``pooled:white``): a usage error, as for the jobs.
     """
     protocol = protocol or Protocol()
     base = Path(data_root).expanduser() if data_root else None
+    jobs = bool(noises or test_noises or speech_folder)
+    conditions = _job_conditions(noises, test_noises) if jobs else None
 
     def where(explicit, name: str) -> Path | None:
         if explicit:
             return Path(explicit).expanduser()
         return base / name if base is not None else None
 
+    def given(explicit, name: str) -> bool:
+        return bool(explicit) or (base is not None and (base / name).exists())
+
     report = CheckReport(data_root=str(base) if base is not None else None)
+    tables = not jobs or (given(timit, "timit") and given(noisex, "noisex92"))
+    figure = not jobs or given(ninapro, "ninapro_db1")
+    report.experiments = {
+        name: title
+        for name, title in EXPERIMENTS.items()
+        if (name in _SPEECH and tables) or (name == "figure2" and figure)
+    }
+    corpus = "folder" if speech_folder else "timit"
+    if conditions is not None:
+        on = f"the folder corpus {Path(speech_folder).expanduser()}" if speech_folder else "TIMIT"
+        for name, split in JOB_EXPERIMENTS.items():
+            report.experiments[name] = (
+                f"Your jobs, eval_split={split}: {_conditions_text(conditions)} on {on}"
+            )
     if base is not None and not base.is_dir():
         report.add(
             "error",
             "data_root",
             f"DATA_ROOT {base} does not exist; expected a folder holding timit/, noisex92/ and ninapro_db1/",
-            tuple(EXPERIMENTS),
+            tuple(report.experiments),
             path=str(base),
         )
-    timit_out = _check_timit(report, where(timit, "timit"), protocol, base)
-    _check_noisex(report, where(noisex, "noisex92"), protocol, timit_out)
-    _check_ninapro(report, where(ninapro, "ninapro_db1"), protocol)
+    paper = _SPEECH if tables else ()
+    on_timit = _JOBS if jobs and corpus == "timit" else ()
+    if paper or on_timit:
+        timit_out = _check_timit(report, where(timit, "timit"), protocol, base, paper + on_timit, paper)
+    else:
+        timit_out = report.corpora["timit"] = {
+            "looked_in": _shown_root(where(timit, "timit")),
+            "checked": False,
+        }
+    speech_out = (
+        _check_speech_folder(report, Path(speech_folder).expanduser(), protocol)
+        if speech_folder
+        else timit_out
+    )
+    # Named noises of the jobs come from where the jobs look: on TIMIT DATA_ROOT/noisex92 (or --noisex), on a folder
+    # corpus that folder only when it exists (else factory and babble are generated).
+    job_folder = noisex_folder(corpus, where(noisex, "noisex92")) if jobs else None
+    job_noises = (
+        _resolve_job_noises(report, conditions, job_folder, corpus, protocol)
+        if conditions is not None
+        else {}
+    )
+    noisex_root = where(noisex, "noisex92") if paper else job_folder
+    if paper or noisex_root is not None:
+        job_files = {
+            path: entry["for"] for entry in job_noises.values() if (path := entry.get("_path")) is not None
+        }
+        _check_noisex(report, noisex_root, protocol, timit_out, paper, job_files)
+    else:
+        report.corpora["noisex92"] = {"looked_in": _shown_root(where(noisex, "noisex92")), "checked": False}
+    if conditions is not None:
+        _check_job_noises(report, conditions, job_noises, speech_out.get("longest_utterances", {}), protocol)
+        report.corpora["noises"] = {
+            label: {k: v for k, v in entry.items() if not k.startswith("_")}
+            for label, entry in job_noises.items()
+        }
+    if figure:
+        _check_ninapro(report, where(ninapro, "ninapro_db1"), protocol)
+    else:
+        report.corpora["ninapro_db1"] = {
+            "looked_in": _shown_root(where(ninapro, "ninapro_db1")),
+            "checked": False,
+        }
     return report
+
+
+def _shown_root(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The jobs asked: a folder corpus and noise conditions
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    """The noise conditions of the jobs asked: ``(condition, its noises)`` for training (``noise=``) and for the
+    evaluation mixtures (``test_noise=``, or the training conditions when none is given)."""
+
+    training: tuple[tuple[str, tuple[NoiseSpec, ...]], ...]
+    test: tuple[tuple[str, tuple[NoiseSpec, ...]], ...]
+    mismatched: bool
+
+
+def _job_conditions(noises: Sequence[str], test_noises: Sequence[str]) -> _Conditions:
+    """Parse the conditions as the jobs do (:func:`~vaenmf.data.noises.parse_noise`); the jobs' default noise is
+    factory. Raises ConfigError for a condition that is not one."""
+    training = tuple((str(c).strip(), parse_noise(c, "--noise")) for c in (noises or ["factory"]))
+    test = tuple((str(c).strip(), parse_noise(c, "--test-noise")) for c in test_noises)
+    return _Conditions(training, test or training, bool(test))
+
+
+def _conditions_text(conditions: _Conditions) -> str:
+    text = ", ".join(f"noise={c}" for c, _ in conditions.training)
+    if conditions.mismatched:
+        text += "; " + ", ".join(f"test_noise={c}" for c, _ in conditions.test)
+    return text
+
+
+def _label(spec: NoiseSpec) -> str:
+    """How a noise is spelled: its name, or its file's path."""
+    return str(spec.path) if spec.path is not None else spec.name
+
+
+def _resolve_job_noises(
+    report: CheckReport, conditions: _Conditions, folder: Path | None, corpus: str, protocol: Protocol
+) -> dict[str, dict[str, Any]]:
+    """Find and read the header of every noise of the jobs' conditions, as a job would; findings for those that
+    cannot be had. Returns an entry per noise (keyed by its spelling), ``_path`` and ``_spec`` kept for the checks."""
+    uses: dict[str, list[str]] = {}
+    specs: dict[str, NoiseSpec] = {}
+    for key, group in (
+        ("noise", conditions.training),
+        ("test_noise", conditions.test if conditions.mismatched else ()),
+    ):
+        for condition, noise_specs in group:
+            for spec in noise_specs:
+                specs.setdefault(_label(spec), spec)
+                uses.setdefault(_label(spec), []).append(f"{key}={condition}")
+    # A job refuses a noise and a test noise of one name from two sources (SpeechDataModule): so does the check.
+    for noise, train_specs in conditions.training:
+        for test, test_specs in conditions.test if conditions.mismatched else ():
+            seen: dict[str, NoiseSpec] = {}
+            for spec in (*train_specs, *test_specs):
+                if seen.setdefault(spec.name, spec) != spec:
+                    report.add(
+                        "error",
+                        "noise",
+                        f"noise={noise!r} and test_noise={test!r} both have a noise named {spec.name!r}, from "
+                        f"{seen[spec.name].path or 'the NOISEX-92 folder'} and {spec.path or 'the NOISEX-92 folder'}; "
+                        "rename one file",
+                        _JOBS,
+                    )
+    out: dict[str, dict[str, Any]] = {}
+    for label, spec in specs.items():
+        entry: dict[str, Any] = {"name": spec.name, "for": uses[label], "_spec": spec}
+        out[label] = entry
+        try:
+            if corpus == "timit" and folder is None and spec.path is None:
+                raise ConfigError(
+                    f"noise {spec.name!r}: jobs on TIMIT read named noises from DATA_ROOT/noisex92 or data.noisex_root, "
+                    "and neither is given; set DATA_ROOT or pass --noisex /path/to/noisex92"
+                )
+            path = locate_noise(spec, folder, corpus, ", ".join(uses[label]))
+        except VaenmfError as exc:
+            entry["error"] = str(exc)
+            report.add("error", "noise", str(exc), _JOBS, path=str(spec.path or folder or "") or None)
+            continue
+        if path is None:  # the demo's generated noise: its length is data.demo_noise_seconds
+            n16 = int(round(protocol.demo_noise_seconds * SAMPLE_RATE))
+            parts = noise_part_lengths(n16, protocol.noise_train_fraction, protocol.noise_validation_fraction)
+            entry.update(
+                file=None,
+                generated=f"the demo's generated {spec.name} noise ({protocol.demo_noise_seconds:g} s, "
+                "data.demo_noise_seconds): no NOISEX-92 folder",
+                seconds=protocol.demo_noise_seconds,
+                samples_16k=n16,
+                train_frames=_frames(parts["training"]),
+                train_seconds=round(parts["training"] / SAMPLE_RATE, 3),
+                validation_seconds=round(parts["validation"] / SAMPLE_RATE, 3),
+                test_seconds=round(parts["test"] / SAMPLE_RATE, 3),
+            )
+            continue
+        entry.update(file=str(path), _path=path)
+        try:
+            info = audio_info(path)
+            check_resample(info.sample_rate, SAMPLE_RATE, str(path))
+        except VaenmfError as exc:
+            entry["error"] = _reason(exc, path)
+            report.add(
+                "error", "noise", f"{path}: {_reason(exc, path)}", _JOBS, path=str(path), kind="unreadable"
+            )
+            continue
+        entry.update(_noise_entry(info, protocol))
+        if info.sample_rate < SAMPLE_RATE:
+            report.add(
+                "note",
+                "noise",
+                f"{path} is at {info.sample_rate} Hz: upsampled to 16 kHz, it carries nothing above "
+                f"{info.sample_rate // 2} Hz",
+            )
+    return out
+
+
+def _check_job_noises(
+    report: CheckReport,
+    conditions: _Conditions,
+    noises: dict[str, dict[str, Any]],
+    longest: dict[str, dict[str, Any]],
+    protocol: Protocol,
+) -> None:
+    """The jobs' noises against what they ask: the noise dictionary frames of each condition's share, and each
+    part against the longest utterance mixed with it (the rule of ``SpeechDataModule.setup``)."""
+    fractions = (protocol.noise_train_fraction, protocol.noise_validation_fraction)
+    for condition, specs in conditions.training:
+        # The noise dictionary takes an equal share of its frames from each noise of a pool, the first the odd ones.
+        base, extra = divmod(protocol.noise_dict_frames, len(specs))
+        for i, spec in enumerate(specs):
+            entry = noises[_label(spec)]
+            if "train_frames" not in entry:
+                continue  # not found or unreadable: already an error
+            asked, got = base + (1 if i < extra else 0), entry["train_frames"]
+            entry.setdefault("asked_frames", {})[condition] = asked
+            what = (
+                f"{_label(spec)}: its training part ({entry['train_seconds']} s at 16 kHz) gives {got} noise "
+                f"dictionary frames"
+            )
+            if got < min(asked, protocol.noise_rank):
+                report.add(
+                    "error",
+                    "noise",
+                    f"{what}, fewer than the rank {protocol.noise_rank} noise dictionary needs (noise={condition})",
+                    _JOBS,
+                )
+            elif got < asked:
+                report.add("warning", "noise", f"{what} of the {asked} noise={condition} asks", _JOBS)
+    uses = [("training", [s for _, specs in conditions.training for s in specs], _JOBS)]
+    uses += [
+        (part, [s for _, specs in conditions.test for s in specs], (f"jobs_{part}",))
+        for part in ("validation", "test")
+    ]
+    for part, specs, experiments in uses:
+        utterance = longest.get(part) or {}
+        if not utterance or (part == "validation" and protocol.noise_validation_fraction == 0):
+            continue  # nothing is mixed with this part (an empty split, or no validation noise)
+        for label in dict.fromkeys(_label(s) for s in specs):
+            entry = noises[label]
+            if "samples_16k" not in entry:
+                continue
+            n = noise_part_lengths(entry["samples_16k"], *fractions)[part]
+            if n < utterance["samples"]:
+                report.add(
+                    "error",
+                    "noise",
+                    short_noise_part(
+                        entry["name"],
+                        part,
+                        n / SAMPLE_RATE,
+                        entry["samples_16k"] / SAMPLE_RATE,
+                        utterance["name"],
+                        utterance["samples"] / SAMPLE_RATE,
+                        fractions,
+                        source=entry.get("file"),
+                    ),
+                    experiments,
+                )
+
+
+def _part_experiments(part: str | None) -> tuple[str, ...]:
+    """The job experiments that read a folder-corpus part's files: a validation job reads no test speaker's, a test
+    job no validation speaker's."""
+    return {"validation": ("jobs_validation",), "test": ("jobs_test",)}.get(part or "", _JOBS)
+
+
+def _check_speech_folder(report: CheckReport, root: Path, protocol: Protocol) -> dict:
+    """Inventory a folder corpus (:mod:`vaenmf.data.folder`) from its headers: speakers and utterances per part of
+    the speaker split (:func:`~vaenmf.data.splits.fraction_speaker_split`), sample rates, unreadable files."""
+    out: dict[str, Any] = {"looked_in": str(root), "found": False, "checked": True}
+    report.corpora["speech_folder"] = out
+    try:
+        files = folder_utterances(root, "--speech-folder")
+    except VaenmfError as exc:
+        report.add("error", "speech_folder", str(exc), _JOBS, path=str(root))
+        return out
+    out["found"] = True
+    try:
+        groups = fraction_speaker_split(list(files), protocol.speaker_fractions, f"the folder corpus {root}")
+    except VaenmfError as exc:
+        report.add("error", "speech_folder", str(exc), _JOBS, path=str(root))
+        groups = ()
+    part_of = {speaker: part for part, group in zip(SPEAKER_PARTS, groups, strict=False) for speaker in group}
+    infos: dict[str, AudioInfo] = {}
+    for speaker, named in files.items():
+        for name, path in named.items():
+            try:
+                info = audio_info(path)
+                check_resample(info.sample_rate, SAMPLE_RATE, str(path))
+            except VaenmfError as exc:
+                report.add(
+                    "error",
+                    "speech_folder",
+                    f"{path}: {_reason(exc, path)}",
+                    _part_experiments(part_of.get(speaker)),
+                    path=str(path),
+                    kind="unreadable",
+                )
+                continue
+            infos[name] = info
+    out["speakers"] = len(files)
+    out["utterances"] = sum(len(named) for named in files.values())
+    out["unreadable"] = out["utterances"] - len(infos)
+    out["sample_rates"] = {
+        str(r): n for r, n in sorted(Counter(i.sample_rate for i in infos.values()).items())
+    }
+    out["formats"] = dict(sorted(Counter(i.format for i in infos.values()).items()))
+    out["hours"] = round(sum(i.seconds for i in infos.values()) / 3600, 3)
+    low = sorted({i.sample_rate for i in infos.values() if i.sample_rate < SAMPLE_RATE})
+    if low:
+        report.add(
+            "note",
+            "speech_folder",
+            f"{sum(i.sample_rate < SAMPLE_RATE for i in infos.values())} recordings are at {', '.join(map(str, low))} "
+            "Hz: upsampled to 16 kHz, they carry nothing above half their rate",
+        )
+    if not groups:
+        return out
+    parts: dict[str, dict[str, Any]] = {}
+    for part, group in zip(SPEAKER_PARTS, groups, strict=True):
+        named = {name: infos[name] for speaker in group for name in files[speaker] if name in infos}
+        parts[part] = {
+            "speakers": list(group),
+            "utterances": sum(len(files[speaker]) for speaker in group),
+            "hours": round(sum(i.seconds for i in named.values()) / 3600, 3),
+            "longest": _longest(named),
+        }
+    out["parts"] = parts
+    out["longest_utterances"] = {part: parts[part]["longest"] for part in ("training", "validation", "test")}
+    # Silent frames, which the jobs drop, are counted: headers hold no level.
+    estimate = sum(_frames(_at_16k(infos[name])) for s in groups[0] for name in files[s] if name in infos)
+    out["speech_dictionary_frames_estimate"] = estimate
+    if estimate < protocol.speech_rank:
+        report.add(
+            "error",
+            "speech_folder",
+            f"the dictionary speakers' recordings give about {estimate} frames, fewer than the rank "
+            f"{protocol.speech_rank} speech dictionary needs",
+            _JOBS,
+        )
+    elif estimate < protocol.speech_dict_frames:
+        report.add(
+            "warning",
+            "speech_folder",
+            f"the dictionary speakers' recordings give about {estimate} frames (before silent frames are dropped) of "
+            f"the {protocol.speech_dict_frames} asked (data.dict_speech_frames)",
+            _JOBS,
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -909,7 +1351,7 @@ def check_corpora(
 def _format_text(report: CheckReport) -> str:
     lines: list[str] = [f"vaenmf-data check (DATA_ROOT={report.data_root or 'not set'})", ""]
     t = report.corpora.get("timit", {})
-    lines.append(f"TIMIT: looked in {t.get('looked_in') or '(not given)'}")
+    lines.append(_looked("TIMIT", t))
     if t.get("found"):
         lines.append(f"  found {t['root']}: {t['layout']}")
         for split, s in t.get("splits", {}).items():
@@ -936,9 +1378,11 @@ def _format_text(report: CheckReport) -> str:
             f"  speech dictionary: about {t.get('speech_dictionary_frames_estimate', 0)} frames available"
         )
     lines.append("")
+    if "speech_folder" in report.corpora:
+        lines += _folder_lines(report.corpora["speech_folder"])
 
     n = report.corpora.get("noisex92", {})
-    lines.append(f"NOISEX-92: looked in {n.get('looked_in') or '(not given)'}")
+    lines.append(_looked("NOISEX-92", n))
     if n.get("found"):
         if not n["files"]:
             lines.append("  no .mat or .wav files")
@@ -956,10 +1400,14 @@ def _format_text(report: CheckReport) -> str:
             "  (training frames: the first 60% at 16 kHz, STFT hop 128; Table 1 asks 9000, Table 2 4500 each; "
             "the next 10% makes the validation mixtures, the last 30% the test mixtures)"
         )
+        if n.get("names"):
+            lines.append(f"  noise= can name: {', '.join(n['names'])} (factory is factory1)")
     lines.append("")
+    if "noises" in report.corpora:
+        lines += _job_noise_lines(report.corpora["noises"])
 
     d = report.corpora.get("ninapro_db1", {})
-    lines.append(f"Ninapro DB1: looked in {d.get('looked_in') or '(not given)'}")
+    lines.append(_looked("Ninapro DB1", d))
     if d.get("found"):
         subjects = d.get("subjects", {})
         exercises = Counter(e for per in subjects.values() for e in per)
@@ -991,7 +1439,7 @@ def _format_text(report: CheckReport) -> str:
     lines.append("")
 
     lines.append("Experiments:")
-    for name in EXPERIMENTS:
+    for name in report.experiments:
         exp = report.experiment(name)
         verdict = {
             "ok": "OK (paper's protocol)",
@@ -1019,6 +1467,59 @@ def _format_text(report: CheckReport) -> str:
         f"{report.exit_status} (0: every experiment by the protocol, 1: warnings only, 2: errors)"
     )
     return "\n".join(lines)
+
+
+def _looked(title: str, corpus: dict[str, Any]) -> str:
+    if corpus.get("checked", True):
+        return f"{title}: looked in {corpus.get('looked_in') or '(not given)'}"
+    where = corpus.get("looked_in")
+    return f"{title}: not checked (not given{f', no {where}' if where else ''}; no experiment asked needs it)"
+
+
+def _folder_lines(f: dict[str, Any]) -> list[str]:
+    """The folder corpus asked (``--speech-folder``)."""
+    lines = [f"Speech folder (data=speech_folder): looked in {f['looked_in']}"]
+    if f.get("found"):
+        rates = ", ".join(f"{r} Hz x {n}" for r, n in f.get("sample_rates", {}).items()) or "none"
+        lines.append(
+            f"  {f['speakers']} speakers, {f['utterances']} recordings ({f['hours']:.2f} h); sample rates: {rates}"
+            + (f"; {f['unreadable']} unreadable" if f.get("unreadable") else "")
+        )
+        for part, info in f.get("parts", {}).items():
+            longest = info["longest"]
+            tail = f", longest {longest['name']} ({longest['seconds']:.2f} s)" if longest else ""
+            n = len(info["speakers"])
+            lines.append(
+                f"  {part}: {n} speaker{'s' if n != 1 else ''}, {info['utterances']} utterances{tail}: "
+                f"{_names(info['speakers'], 6)}"
+            )
+        if "speech_dictionary_frames_estimate" in f:
+            lines.append(
+                f"  speech dictionary: about {f['speech_dictionary_frames_estimate']} frames available"
+            )
+    lines.append("")
+    return lines
+
+
+def _job_noise_lines(noises: dict[str, dict[str, Any]]) -> list[str]:
+    """The noises of the jobs asked (``--noise``, ``--test-noise``)."""
+    lines = ["Noises of the jobs asked:"]
+    for label, e in noises.items():
+        use = ", ".join(e["for"])
+        if "error" in e:
+            lines.append(f"  {label} ({use}): NOT AVAILABLE: {e['error']}")
+            continue
+        source = e["file"] if e.get("file") else e["generated"]
+        head = f"{e['sample_rate']} Hz, " if "sample_rate" in e else ""
+        asked = "; ".join(f"noise={c} asks {n}" for c, n in e.get("asked_frames", {}).items())
+        lines.append(f"  {label} ({use}): {source}")
+        lines.append(
+            f"    {head}{e['seconds']:.1f} s; parts {e['train_seconds']:.1f} / {e['validation_seconds']:.1f} / "
+            f"{e['test_seconds']:.1f} s; {e['train_frames']} training frames"
+            + (f" ({asked})" if asked else "")
+        )
+    lines.append("")
+    return lines
 
 
 def _grouped(findings: list[Finding], indent: str) -> list[str]:

@@ -1,7 +1,8 @@
 """``vaenmf-data``: commands about the real corpora.
 
 ``vaenmf-data check [DATA_ROOT]`` inventories TIMIT, NOISEX-92 and Ninapro DB1 and says, for Table 1, Table 2 and
-Figure 2, whether each can run by the paper's protocol (see :mod:`vaenmf.data.check`).
+Figure 2, whether each can run by the paper's protocol (see :mod:`vaenmf.data.check`); with ``--noise``,
+``--test-noise`` or ``--speech-folder`` it also checks the jobs those options describe, read as the jobs read them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from vaenmf.data.check import Protocol, check_corpora
+from vaenmf.errors import ConfigError
 
 __all__ = ["main"]
 
@@ -52,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         help="can each experiment run on the corpora under DATA_ROOT?",
         description=(
             "Inventory TIMIT, NOISEX-92 and Ninapro DB1 (headers only: seconds on the full corpora) and say, per "
-            "experiment, whether it can run by the paper's protocol and, if not, exactly what is missing."
+            "experiment, whether it can run by the paper's protocol and, if not, exactly what is missing. With "
+            "--noise, --test-noise or --speech-folder, also check the jobs they describe (scoring the test and the "
+            "validation split); the paper's experiments are then checked only where their corpora are given."
         ),
         epilog=(
             "Exit status: 0 every experiment can run by the protocol; 1 warnings only (jobs run but deviate, or "
@@ -81,6 +85,27 @@ def _parser() -> argparse.ArgumentParser:
         default=Protocol.db1_exercises,
         help="DB1 exercises Figure 2 reads (default 1)",
     )
+    check.add_argument(
+        "--noise",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="check the jobs of this noise condition, spelled as the jobs' noise=: factory, babble, pooled, any "
+        "NOISEX-92 name (white, f16, ...), pooled:white+pink, or an audio file's path; repeat for a sweep",
+    )
+    check.add_argument(
+        "--test-noise",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="their test_noise= (mismatched evaluation; same spellings; repeatable)",
+    )
+    check.add_argument(
+        "--speech-folder",
+        metavar="PATH",
+        help="check jobs on this folder corpus (data=speech_folder data.root=PATH: one folder per speaker) "
+        "instead of TIMIT",
+    )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -98,7 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         data_root = args.data_root or os.environ.get("DATA_ROOT") or None
         protocol = Protocol(db1_subjects=tuple(args.subjects), db1_exercises=tuple(args.exercises))
-        report = check_corpora(data_root, args.timit, args.noisex, args.ninapro, protocol)
+        try:
+            report = check_corpora(
+                data_root,
+                args.timit,
+                args.noisex,
+                args.ninapro,
+                protocol,
+                noises=args.noise,
+                test_noises=args.test_noise,
+                speech_folder=args.speech_folder,
+            )
+        except (
+            ConfigError
+        ) as exc:  # a noise spelling that is none (pooled:white): the job would refuse it too
+            print(f"vaenmf-data check: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         text = json.dumps(report.to_dict(), indent=2) if args.json else report.format_text()
         try:
             print(text, flush=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vaenmf.errors import CorpusLayoutError
 
-__all__ = ["SPEECH_SUFFIXES", "index_speaker_folders"]
+__all__ = ["SPEECH_SUFFIXES", "folder_utterances", "index_speaker_folders", "utterance_name"]
 
 #: Audio files a speaker folder may hold (any letter case).
 SPEECH_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".sph")
@@ -86,3 +86,32 @@ def utterance_name(speaker: str, file: Path, speaker_folder: Path) -> str:
     """``<speaker>_<path inside the speaker folder without suffix, / as _>``: unique within the corpus."""
     inner = file.relative_to(speaker_folder).with_suffix("")
     return f"{speaker}_{'_'.join(inner.parts)}"
+
+
+def folder_utterances(root: str | os.PathLike[str], key: str = "data.root") -> dict[str, dict[str, Path]]:
+    """The utterances of each speaker of a folder corpus, by name (:func:`utterance_name`).
+
+    Args:
+        root: The corpus folder.
+        key: The config key that named it, for messages.
+
+    Returns:
+        ``{speaker: {utterance name: file}}``, in the sorted order of :func:`index_speaker_folders`.
+
+    Raises:
+        CorpusLayoutError: See :func:`index_speaker_folders`; two files of one speaker that would get the same
+            utterance name (``a.wav`` and ``a.flac``).
+    """
+    files = index_speaker_folders(root, key)
+    out: dict[str, dict[str, Path]] = {}
+    for speaker, paths in files.items():
+        names = out[speaker] = {}
+        for path in paths:
+            name = utterance_name(speaker, path, Path(root).expanduser() / speaker)
+            if name in names:
+                raise CorpusLayoutError(
+                    f"{names[name]} and {path} would both be utterance {name!r}; rename one (files of a speaker are "
+                    "named by their path inside the speaker folder, without the suffix)"
+                )
+            names[name] = path
+    return out

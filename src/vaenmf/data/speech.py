@@ -24,8 +24,9 @@ Splits (DESIGN.md section 4):
   of the two a job scores is the task's ``eval_split`` (:meth:`SpeechDataModule.evaluation_mixtures`).
 
 Materialised data (dictionary frames, mixtures) is computed on first request and cached; ``setup()``
-itself only plans (who goes where, which noise) and loads/generates the noises; utterances are read
-(TIMIT) or synthesised (demo) when first needed. With the demo defaults (125 s of each noise), setup takes
+itself only plans (who goes where, which noise), loads/generates the noises and refuses a noise part shorter
+than the longest utterance it is to be mixed with (from the files' headers; :meth:`SpeechDataModule.evaluate_on`);
+utterances are read (TIMIT, folder) or synthesised (demo) when first needed. With the demo defaults (125 s of each noise), setup takes
 about 0.8 s of CPU time for factory noise and 3.7 s for babble (a crowd of talkers is synthesised), and
 nothing for the later jobs of a sweep, which share the generated noise; dictionary frames, training and
 test mixtures another 0.7 s, the validation mixtures 0.15 s.
@@ -48,16 +49,25 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from vaenmf.data.audio import NOISEX_SAMPLE_RATE, read_audio
+from vaenmf.data.audio import NOISEX_SAMPLE_RATE, audio_info, read_audio
 from vaenmf.data.cache import FeatureCache
 from vaenmf.data.features import SAMPLE_RATE, magnitude
 from vaenmf.data.frames import drop_silent_frames, select_frames
 from vaenmf.data.mixing import mix_at_snr, random_noise_segment
-from vaenmf.data.noises import DEMO_NOISES, NoiseSpec, noise_stream, parse_noise
-from vaenmf.data.noisex import find_noise_file
+from vaenmf.data.noises import (
+    NOISE_PARTS,
+    NoiseSpec,
+    locate_noise,
+    noise_split_points,
+    noise_stream,
+    noisex_folder,
+    parse_noise,
+    short_noise_part,
+)
 from vaenmf.data.records import Mixture, SpeechItem, TrainingSpectra, magnitudes
 from vaenmf.data.shortfalls import shortfall
 from vaenmf.data.splits import (
+    DEFAULT_SPEAKER_FRACTIONS,
     SPEAKER_PARTS,
     SpeakerPools,
     balanced_subset,
@@ -79,7 +89,7 @@ from vaenmf.data.synthetic import (
     stream_rng,
 )
 from vaenmf.data.timit import CORE_TEST_SPEAKERS, CORE_TEST_UTTERANCES, DEV_UTTERANCES, TRAIN_SPEAKERS
-from vaenmf.errors import ConfigError, CorpusLayoutError, DataError
+from vaenmf.errors import ConfigError, DataError
 from vaenmf.validation import as_int, check_choice, check_int, check_number, check_number_list
 
 __all__ = ["EVAL_SPLITS", "SpeechDataModule", "noise_split_points"]
@@ -91,28 +101,16 @@ log = logging.getLogger(__name__)
 CORPORA = ("demo", "timit", "folder")
 #: The splits a job can score (the task's ``eval_split``): validation for every choice, test for the tables.
 EVAL_SPLITS = ("validation", "test")
-#: A folder corpus's default ``speaker_fractions`` (dictionary, training, validation, test): as NLTK's TIMIT sample.
-DEFAULT_SPEAKER_FRACTIONS = {"dictionary": 0.375, "training": 0.25, "validation": 0.125, "test": 0.25}
 
 # Seed streams (see stream_rng): each use of randomness gets its own, so changing one size does not reshuffle the rest.
 _S_SPLIT, _S_SUBSET, _S_DICT_SPEECH, _S_DICT_NOISE, _S_TRAIN_MIX, _S_TEST_MIX, _S_VALIDATION_MIX = range(
     10, 17
 )
 _EVAL_STREAMS = {"validation": _S_VALIDATION_MIX, "test": _S_TEST_MIX}
+# How noise_sources names the demo's generated noises ("demo:factory(seed=0)").
+_GENERATED = "demo:"
 # Peak the mixture may reach before speech, noise and mixture are scaled down together.
 _MAX_PEAK = 0.99
-
-
-def noise_split_points(n_samples: int, train_fraction: float, validation_fraction: float) -> tuple[int, int]:
-    """Where a noise of ``n_samples`` is cut: training part ``[0, a)``, validation ``[a, b)``, test ``[b, n)``.
-
-    ``a = round(train_fraction * n)``, ``b = round((train_fraction + validation_fraction) * n)``
-    (``vaenmf-data check`` spells the same arithmetic out, to stay free of torch).
-    """
-    return (
-        int(round(train_fraction * n_samples)),
-        int(round((train_fraction + validation_fraction) * n_samples)),
-    )
 
 
 def _snr_tag(snr: float) -> str:
@@ -276,6 +274,8 @@ class SpeechDataModule(pl.LightningDataModule):
             or 1
         )
         self.sr = SAMPLE_RATE
+        # The splits whose noise parts setup() holds against their utterances (evaluate_on narrows them).
+        self._eval_splits: tuple[str, ...] = EVAL_SPLITS
         self._feature_cache: FeatureCache | None = None
         self._ready = False
         self._cache: dict[str, object] = {}
@@ -301,6 +301,20 @@ class SpeechDataModule(pl.LightningDataModule):
         :class:`~vaenmf.data.cache.FeatureCache` at ``root`` (None: compute them in every job); call before
         :meth:`setup`. The data are the same either way."""
         self._feature_cache = FeatureCache(root) if root is not None else None
+
+    def evaluate_on(self, split: str) -> None:
+        """Say which split the caller scores (``validation`` or ``test``, the task's ``eval_split``); call before
+        :meth:`setup`.
+
+        :meth:`setup` refuses a noise part shorter than the longest utterance mixed with it, before anything is
+        drawn or fitted: the training part always, and the evaluation part of each split that may be scored, by
+        default both (a job chooses at run time). A job scoring the test split is not refused over a validation
+        part it never mixes (its mixtures and numbers are the same either way).
+
+        Raises:
+            ConfigError: If ``split`` is neither.
+        """
+        self._eval_splits = (check_choice(split, EVAL_SPLITS, "eval_split"),)
 
     def _cached(self, kind: str, parts: dict[str, object], compute: Callable[[], T]) -> T:
         """``compute()``, through the feature cache when there is one (keyed by ``kind`` and ``parts``)."""
@@ -334,17 +348,9 @@ class SpeechDataModule(pl.LightningDataModule):
     def _noisex_folder(self) -> Path | None:
         """Where named noises are read from: ``noisex_root``, else (TIMIT, folder) ``data_root/noisex92``; None for
         the demo without ``noisex_root`` (it generates factory and babble)."""
-        if self.noisex_root:
-            return Path(self.noisex_root).expanduser()
         if self.corpus == "timit":
-            return self._roots()[1]
-        if (
-            self.corpus == "folder"
-            and self.data_root
-            and (Path(self.data_root).expanduser() / "noisex92").is_dir()
-        ):
-            return Path(self.data_root).expanduser() / "noisex92"
-        return None
+            return self._roots()[1]  # data_root/noisex92, or a message asking for the roots
+        return noisex_folder(self.corpus, self.noisex_root, self.data_root)
 
     def _load_noises(self) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, list[object]]]:
         """Every noise of ``noise`` and ``test_noise`` at the pipeline rate, where each came from, and what each is
@@ -353,21 +359,13 @@ class SpeechDataModule(pl.LightningDataModule):
         noises: dict[str, torch.Tensor] = {}
         sources: dict[str, str] = {}
         stamps: dict[str, list[object]] = {}
+        condition = f"noise={self.noise!r}" + (f", test_noise={self.test_noise!r}" if self.test_noise else "")
         for name, spec in self._noise_specs.items():
-            if spec.path is not None:
-                if not spec.path.is_file():
-                    raise CorpusLayoutError(
-                        f"noise file {spec.path} does not exist (noise={self.noise!r}"
-                        + (f", test_noise={self.test_noise!r}" if self.test_noise else "")
-                        + "); expected an audio file (WAV, FLAC, OGG, AIFF or a NOISEX-style .mat), any sample rate"
-                    )
-                noises[name], stamps[name] = self._read_noise(spec.path)
-                sources[name] = str(spec.path.resolve())
-            elif folder is not None:
-                path = find_noise_file(folder, name)
+            path = locate_noise(spec, folder, self.corpus, condition)
+            if path is not None:
                 noises[name], stamps[name] = self._read_noise(path)
-                sources[name] = str(path)
-            elif name in DEMO_NOISES:
+                sources[name] = str(path.resolve() if spec.path is not None else path)
+            else:
                 if self.corpus != "demo":
                     log.warning(
                         "noise %s: no NOISEX-92 folder (data.noisex_root) given; using the demo's generated %s noise",
@@ -379,19 +377,8 @@ class SpeechDataModule(pl.LightningDataModule):
                     {"name": name, "seconds": self.demo_noise_seconds, "seed": self.seed, "sr": self.sr},
                     functools.partial(make_noise, name, self.demo_noise_seconds, self.seed),
                 )
-                sources[name] = f"demo:{name}(seed={self.seed})"
+                sources[name] = f"{_GENERATED}{name}(seed={self.seed})"
                 stamps[name] = [sources[name], self.demo_noise_seconds, self.sr]
-            else:
-                which = (
-                    "the demo corpus (data=speech_demo)"
-                    if self.corpus == "demo"
-                    else "without a NOISEX-92 folder it"
-                )
-                raise ConfigError(
-                    f"noise {name!r}: {which} generates only {' and '.join(DEMO_NOISES)}; for other NOISEX-92 noises "
-                    "give their folder (+data.noisex_root=/path/to/noisex92 on the demo, data.noisex_root=... or "
-                    f"DATA_ROOT otherwise), or give a file by path (noise=/path/to/{name}.wav)"
-                )
         return noises, sources, stamps
 
     def setup(self, stage: str | None = None) -> None:
@@ -489,8 +476,54 @@ class SpeechDataModule(pl.LightningDataModule):
             self.noise_bounds[k] = (a, b)
         #: End of the training part of each noise (samples).
         self.noise_split = {k: a for k, (a, _) in self.noise_bounds.items()}
+        self._check_noise_lengths()
         self._cache.clear()
         self._ready = True
+
+    def _check_noise_lengths(self) -> None:
+        """Refuse a noise part shorter than the longest utterance mixed with it, before anything is drawn or fitted
+        (:meth:`_mix` would refuse it at the first such mixture, after the dictionaries are fitted).
+
+        The training part is held against the training utterances, the validation and test parts against the
+        utterances of the splits that may be scored (:meth:`evaluate_on`). Utterance lengths come from the files'
+        headers at the pipeline's rate, no samples are read. A demo utterance has no length until it is
+        synthesised, so the demo corpus is not checked here: its noises (``demo_noise_seconds``, 125 s in
+        ``data=speech_demo``) are long enough by construction, and :meth:`_mix` still refuses one that is not.
+
+        Raises:
+            DataError: Naming the noise, its file, the part, the longest utterance and what to change
+                (:func:`~vaenmf.data.noises.short_noise_part`).
+        """
+        uses = [("training", self.noise_kinds, self._train_items)]
+        uses += [(split, self.eval_kinds, self._eval_items[split]) for split in self._eval_splits]
+        for part, kinds, items in uses:
+            if part == "validation" and self.noise_validation_fraction == 0:
+                continue  # no validation noise: validation mixtures are refused with their own message
+            longest = _longest_utterance(items, self.sr)
+            if longest is None:
+                continue  # an empty split (mixes nothing), or demo utterances
+            utterance, n_speech = longest
+            for kind in kinds:
+                lo, hi = self._part_bounds(kind, part)
+                if n_speech > hi - lo:
+                    source = self.noise_sources[kind]
+                    message = short_noise_part(
+                        kind,
+                        part,
+                        (hi - lo) / self.sr,
+                        self.noises[kind].numel() / self.sr,
+                        utterance,
+                        n_speech / self.sr,
+                        (self.noise_train_fraction, self.noise_validation_fraction),
+                        source=None if source.startswith(_GENERATED) else source,
+                    )
+                    if part in EVAL_SPLITS and len(self._eval_splits) > 1:
+                        other = next(s for s in EVAL_SPLITS if s != part)
+                        message += (
+                            f"; to score only the {other} split, call evaluate_on({other!r}) before setup() (a job "
+                            f"does: eval_split={other})"
+                        )
+                    raise DataError(message)
 
     def _corpus_shortfalls(self, pools: SpeakerPools) -> dict[str, list[dict[str, object]]]:
         """What the corpus gives fewer of than the job asks (:mod:`vaenmf.data.shortfalls`), by where it counts:
@@ -549,13 +582,16 @@ class SpeechDataModule(pl.LightningDataModule):
     # Noise parts
 
     #: The parts of each noise, in time order (see :meth:`noise_part_bounds`).
-    NOISE_PARTS = ("training", "validation", "test")
+    NOISE_PARTS = NOISE_PARTS
 
     def noise_part_bounds(self, kind: str, part: str) -> tuple[int, int]:
         """Sample range ``[lo, hi)`` of a part of a noise: the first ``noise_train_fraction`` is the
         ``"training"`` part, the next ``noise_validation_fraction`` the ``"validation"`` part, the rest the
         ``"test"`` part (disjoint and in this order)."""
         self._check_ready()
+        return self._part_bounds(kind, part)
+
+    def _part_bounds(self, kind: str, part: str) -> tuple[int, int]:
         check_choice(part, self.NOISE_PARTS, "noise part")
         if kind not in self.noise_bounds:
             raise ConfigError(f"noise {kind!r} is not part of this data module (noise={self.noise!r})")
@@ -933,6 +969,20 @@ class SpeechDataModule(pl.LightningDataModule):
         if "noise_frames" in self._cache:
             out["dict_noise_frames"] = int(self.noise_dictionary_frames().shape[1])
         return out
+
+
+def _longest_utterance(items: Sequence[SpeechItem], sr: int) -> tuple[str, int] | None:
+    """The longest of the utterances read from files and its samples at ``sr``, from the headers alone; None when
+    there is none (an empty split, or synthesised demo utterances, whose length only synthesis tells).
+
+    Raises:
+        AudioReadError: A file whose header cannot be read (the job would fail reading it).
+    """
+    lengths = [(audio_info(it.path).samples_at(sr), it.name) for it in items if it.path is not None]
+    if not lengths:
+        return None
+    n, name = max(lengths, key=lambda x: x[0])  # the first of equally long ones
+    return name, n
 
 
 def _speaker_fractions(value: Mapping[str, float] | Sequence[float] | None) -> list[float]:

@@ -28,15 +28,21 @@ import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vaenmf.data.folder import index_speaker_folders, utterance_name
-from vaenmf.data.records import SpeechItem
+from vaenmf.data.folder import folder_utterances
 from vaenmf.data.timit import core_test_set, development_set, dictionary_pool, index_timit
 from vaenmf.errors import ConfigError, CorpusLayoutError
 
+if TYPE_CHECKING:
+    # Only for annotations: the functions that build items import it when called, so that the split policy
+    # (fraction_speaker_split) is importable without torch, as `vaenmf-data check` needs it.
+    from vaenmf.data.records import SpeechItem
+
 __all__ = [
+    "DEFAULT_SPEAKER_FRACTIONS",
     "SpeakerPools",
     "SPEAKER_PARTS",
     "balanced_subset",
@@ -53,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: The four uses of speakers, in the order of :class:`SpeakerPools` and of ``data.speaker_fractions``.
 SPEAKER_PARTS = ("dictionary", "training", "validation", "test")
+#: A folder corpus's default ``speaker_fractions`` (dictionary, training, validation, test): as NLTK's TIMIT sample.
+DEFAULT_SPEAKER_FRACTIONS = {"dictionary": 0.375, "training": 0.25, "validation": 0.125, "test": 0.25}
 
 
 @dataclass
@@ -214,6 +222,8 @@ def timit_pools(root: Path, dict_speaker_fraction: float, rng: np.random.Generat
 
 
 def _items(utterances: Iterable) -> list[SpeechItem]:
+    from vaenmf.data.records import SpeechItem
+
     return [SpeechItem(u.speaker, u.name, path=u.path) for u in utterances]
 
 
@@ -290,22 +300,16 @@ def folder_pools(root: Path, fractions: Sequence[float]) -> SpeakerPools:
     Every audio file of a speaker is one utterance; the speakers are split by :func:`fraction_speaker_split`.
 
     Raises:
-        CorpusLayoutError: See :func:`vaenmf.data.folder.index_speaker_folders`; two files of one speaker that
-            would get the same utterance name (``a.wav`` and ``a.flac``).
+        CorpusLayoutError: See :func:`vaenmf.data.folder.folder_utterances`.
         ConfigError: See :func:`fraction_speaker_split`.
     """
-    files = index_speaker_folders(root)
-    items: list[SpeechItem] = []
-    for speaker, paths in files.items():
-        names: dict[str, Path] = {}
-        for path in paths:
-            name = utterance_name(speaker, path, Path(root).expanduser() / speaker)
-            if name in names:
-                raise CorpusLayoutError(
-                    f"{names[name]} and {path} would both be utterance {name!r}; rename one (files of a speaker are "
-                    "named by their path inside the speaker folder, without the suffix)"
-                )
-            names[name] = path
-            items.append(SpeechItem(speaker, name, path=path))
+    from vaenmf.data.records import SpeechItem
+
+    files = folder_utterances(root)
+    items = [
+        SpeechItem(speaker, name, path=path)
+        for speaker, named in files.items()
+        for name, path in named.items()
+    ]
     parts = fraction_speaker_split(list(files), fractions, f"data.root={root}")
     return SpeakerPools(*partition_by_speaker(items, *(set(p) for p in parts)))

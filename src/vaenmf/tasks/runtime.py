@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from vaenmf.atomic import save_torch_atomic
-from vaenmf.callbacks import EpochProgressBar, StageState
+from vaenmf.callbacks import EpochProgressBar, EpochTimer, StageState
 from vaenmf.errors import ConfigError
 from vaenmf.systems.multiplicative import require_single_process
 
@@ -319,6 +319,8 @@ class JobContext:
         self.output_dir = Path(output_dir)
         self._shared_loggers: dict[str, Any] = {}
         self._wandb: dict[str, Any] = {}
+        #: Per trained stage: the epochs this job ran of it and their wall seconds (metrics.json ``epochs``).
+        self.epoch_timings: dict[str, dict[str, float]] = {}
 
     def _logger_configs(self) -> Iterator[tuple[str, DictConfig]]:
         for name, logger_cfg in (self.cfg.get("logger") or {}).items():
@@ -445,7 +447,8 @@ class JobContext:
         Returns:
             The Trainer after fitting.
         """
-        callbacks = [StageState(stage_fingerprint), *extra_callbacks]
+        timer = EpochTimer()
+        callbacks = [StageState(stage_fingerprint), timer, *extra_callbacks]
         trainer = self.trainer(
             stage, max_epochs, checkpoint_every, callbacks, single_device, **trainer_overrides
         )
@@ -459,6 +462,10 @@ class JobContext:
             saves = any(isinstance(cb, ModelCheckpoint) for cb in trainer.callbacks)
             if saves and trainer.current_epoch > (_checkpoint_epochs(last) if last.is_file() else 0):
                 trainer.save_checkpoint(last)
+        entry = self.epoch_timings.setdefault(stage, {"epochs": 0, "seconds": 0.0, "batches_per_epoch": 0})
+        entry["epochs"] += len(timer.seconds)
+        entry["seconds"] += sum(timer.seconds)
+        entry["batches_per_epoch"] = max(entry["batches_per_epoch"], timer.batches)
         return trainer
 
     def stage_epochs(self, epochs: int) -> int:

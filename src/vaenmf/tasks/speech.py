@@ -26,6 +26,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from vaenmf.callbacks import progress_bar
 from vaenmf.data.features import magnitude_phase, resynthesise
 from vaenmf.data.noises import noise_stage_name, parse_noise
+from vaenmf.data.records import training_data
 from vaenmf.data.shortfalls import shortfall_text
 from vaenmf.data.speech import EVAL_SPLITS
 from vaenmf.errors import ConfigError
@@ -33,6 +34,7 @@ from vaenmf.metrics.pool import InputScoreCache, ScoringPool, scoring_workers
 from vaenmf.tasks.dictionary import DictionaryCache, fit_dictionary_stage
 from vaenmf.tasks.runtime import JobContext, single_threaded
 from vaenmf.tasks.separators import MaskBases, Separator, build_dnn_separator, build_mu_separator
+from vaenmf.tasks.stages import StageClock, children_peak_rss_mb
 from vaenmf.tracking import log_speech_results
 
 log = logging.getLogger(__name__)
@@ -77,9 +79,8 @@ def build_speech_separator(
     cfg: DictConfig,
     job: JobContext,
     datamodule: Any,
-    timings: dict[str, float] | None = None,
+    clock: StageClock | None = None,
     dictionaries: dict[str, dict[str, float]] | None = None,
-    cpu_timings: dict[str, float] | None = None,
 ) -> Separator:
     """Everything the method trains before enhancement: dictionaries, reconstruction bases, networks.
 
@@ -88,21 +89,21 @@ def build_speech_separator(
     ``reconstruction`` node trains DNMF's reconstruction bases, and the ``activations`` estimator (MU or the
     encoding DNN) completes the separator.
 
-    Stage times go into ``timings`` (seconds): ``dictionaries`` and ``separator`` (the DNMF reconstruction
-    bases, the encoding DNN or the DRNN; for MU activations the time to set them up); what the dictionary fits
-    report (e.g. VAE-NMF's final negative-weight fraction and mass) into ``dictionaries`` (``speech``, ``noise``);
-    the CPU seconds of this process for the same stages into ``cpu_timings``.
+    The stages go into ``clock`` (:class:`~vaenmf.tasks.stages.StageClock`): ``dictionary_frames`` (the speech
+    and noise frames the dictionaries are fitted on), ``dictionaries`` (the fits), ``training_set`` (the
+    training mixtures' spectrograms, for the methods that train on them) and ``separator`` (the DNMF
+    reconstruction bases, the encoding DNN or the DRNN; for MU activations the time to set them up). What the
+    dictionary fits report (e.g. VAE-NMF's final negative-weight fraction and mass) goes into ``dictionaries``
+    (``speech``, ``noise``).
     """
-    timings = {} if timings is None else timings
-    cpu_timings = {} if cpu_timings is None else cpu_timings
-    start, cpu_start = time.perf_counter(), time.process_time()
+    clock = StageClock() if clock is None else clock
     if "network" in cfg:
         from vaenmf.tasks.drnn import build_drnn_separator
 
-        separator = build_drnn_separator(cfg.network, job, datamodule, int(cfg.seed))
-        timings["separator"] = time.perf_counter() - start
-        cpu_timings["separator"] = time.process_time() - cpu_start
-        return separator
+        with clock.stage("training_set"):
+            training_data(datamodule)  # prepared here (and kept by the data module) to be measured on its own
+        with clock.stage("separator"):
+            return build_drnn_separator(cfg.network, job, datamodule, int(cfg.seed))
     if "reconstruction" in cfg:
         from vaenmf.tasks.dnmf import check_reconstruction_config
 
@@ -112,33 +113,35 @@ def build_speech_separator(
     cache = (
         DictionaryCache(job.cfg.paths.cache_dir + "/dictionaries") if cfg.get("cache_dictionaries") else None
     )
-    W_speech, speech_stats = fit_dictionary_stage(
-        job, "speech_dict", datamodule.speech_dictionary_frames(), cfg.dictionary, cfg.seed, cache
-    )
-    W_noise, noise_stats = fit_dictionary_stage(
-        job,
-        f"noise_dict_{noise_stage_name(str(cfg.noise))}",
-        datamodule.noise_dictionary_frames(),
-        cfg.dictionary,
-        cfg.seed,
-        cache,
-    )
+    with clock.stage("dictionary_frames"):
+        speech_frames = datamodule.speech_dictionary_frames()
+        noise_frames = datamodule.noise_dictionary_frames()
+    with clock.stage("dictionaries"):
+        W_speech, speech_stats = fit_dictionary_stage(
+            job, "speech_dict", speech_frames, cfg.dictionary, cfg.seed, cache
+        )
+        W_noise, noise_stats = fit_dictionary_stage(
+            job,
+            f"noise_dict_{noise_stage_name(str(cfg.noise))}",
+            noise_frames,
+            cfg.dictionary,
+            cfg.seed,
+            cache,
+        )
     if dictionaries is not None:
         dictionaries.update(speech=speech_stats, noise=noise_stats)
-    timings["dictionaries"] = time.perf_counter() - start
-    cpu_timings["dictionaries"] = time.process_time() - cpu_start
-    start, cpu_start = time.perf_counter(), time.process_time()
-    mask_bases = None
-    if "reconstruction" in cfg:
-        from vaenmf.tasks.dnmf import train_reconstruction_bases
+    if "reconstruction" in cfg or cfg.activations.name == "dnn":
+        with clock.stage("training_set"):
+            training_data(datamodule)
+    with clock.stage("separator"):
+        mask_bases = None
+        if "reconstruction" in cfg:
+            from vaenmf.tasks.dnmf import train_reconstruction_bases
 
-        mask_bases = train_reconstruction_bases(
-            cfg.reconstruction, job, W_speech, W_noise, datamodule, int(cfg.seed)
-        )
-    separator = build_activation_estimator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
-    timings["separator"] = time.perf_counter() - start
-    cpu_timings["separator"] = time.process_time() - cpu_start
-    return separator
+            mask_bases = train_reconstruction_bases(
+                cfg.reconstruction, job, W_speech, W_noise, datamodule, int(cfg.seed)
+            )
+        return build_activation_estimator(cfg, job, W_speech, W_noise, datamodule, mask_bases)
 
 
 def enhance_and_score(
@@ -271,34 +274,35 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     mismatched_test_noise(cfg)
     eval_split = eval_split_of(cfg)
     workers = scoring_workers(cfg.get("scoring_workers"))
-    timings: dict[str, float] = {}
-    cpu_timings: dict[str, float] = {}
-    start, cpu_start = time.perf_counter(), time.process_time()
-    datamodule = instantiate(cfg.data)
-    if cfg.get("cache_features", True) and hasattr(datamodule, "use_feature_cache"):
-        # Resampled noise, speech dictionary frames and training spectrograms, prepared once per sweep.
-        datamodule.use_feature_cache(Path(job.cfg.paths.cache_dir) / "features")
-    datamodule.setup("fit")
-    timings["data"] = time.perf_counter() - start
-    cpu_timings["data"] = time.process_time() - cpu_start
+    clock = StageClock()
+    with clock.stage("data"):
+        datamodule = instantiate(cfg.data)
+        if hasattr(datamodule, "evaluate_on"):
+            # setup() then refuses a noise part too short for the utterances of the scored split (not the other
+            # one), before anything is fitted.
+            datamodule.evaluate_on(eval_split)
+        if cfg.get("cache_features", True) and hasattr(datamodule, "use_feature_cache"):
+            # Resampled noise, speech dictionary frames and training spectrograms, prepared once per sweep.
+            datamodule.use_feature_cache(Path(job.cfg.paths.cache_dir) / "features")
+        datamodule.setup("fit")
 
     dictionaries: dict[str, dict[str, float]] = {}
-    separator = build_speech_separator(cfg, job, datamodule, timings, dictionaries, cpu_timings)
+    separator = build_speech_separator(cfg, job, datamodule, clock, dictionaries)
 
     if rank_zero_only.rank != 0:
         # Other DDP ranks took part in the training stages; scoring and reporting belong to rank 0 alone.
         return {"rank": int(rank_zero_only.rank)}
 
-    start, cpu_start = time.perf_counter(), time.process_time()
     scoring: dict[str, Any] = {}
     input_cache = (
         InputScoreCache(job.cfg.paths.cache_dir + "/input_scores") if cfg.get("cache_input_scores") else None
     )
-    rows = enhance_and_score(
-        separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache
-    )
-    timings["enhance_and_score"] = time.perf_counter() - start
-    cpu_timings["enhance_and_score"] = time.process_time() - cpu_start
+    with clock.stage("enhance_and_score"):
+        rows = enhance_and_score(
+            separator, datamodule.evaluation_mixtures(eval_split), workers, scoring, input_cache
+        )
+    if workers:
+        scoring["workers_peak_rss_mb"] = round(children_peak_rss_mb(), 1)
 
     summary = summarise(rows)
     shortfalls = datamodule.shortfalls(eval_split)
@@ -326,8 +330,11 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "summary": summary,
         "rows": rows,
         "dictionaries": dictionaries,
-        "timings_s": timings,
-        # CPU seconds of the job's process per stage (all its threads; not the scoring workers, see ``scoring``).
-        "cpu_timings_s": cpu_timings,
+        # Wall and CPU seconds and peak memory per stage (vaenmf.tasks.stages; the scoring workers' CPU and
+        # memory are in ``scoring``).
+        **clock.metrics(),
+        # Per trained stage, the epochs this job ran and their wall seconds (a resumed stage's earlier ones not
+        # counted): what scales a short dry run's stage to the protocol's epochs (scripts/dry_run.py).
+        "training_epochs": job.epoch_timings,
         "scoring": scoring,
     }

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from vaenmf.nmf.batched import fit_activations_batched, nmf_batched
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.dictionary import fit_statistics, train_dictionary_system
 from vaenmf.tasks.runtime import JobContext, fingerprint, seed_stage, single_threaded, training_length
+from vaenmf.tasks.stages import StageClock
 from vaenmf.tracking import log_synergy_results, log_training_history
 from vaenmf.validation import as_nonnegative_tensor, check_rank
 
@@ -226,6 +226,13 @@ def _fit_batched(
             **extra,
         )
         W_all = fit.dictionaries.to(torch.float32)
+        if fit.timings:  # the stacks (one per worker) train side by side: the slowest one's epochs
+            job.epoch_timings["vae_nmf_stack"] = {
+                "epochs": max(int(t["epochs_trained"]) for t in fit.timings),
+                "seconds": max(float(sum(t["epoch_seconds"])) for t in fit.timings),
+                # The stack steps all models at once; the longest movement sets its steps per epoch.
+                "batches_per_epoch": int(fit.steps.max()) // max(int(fit.epochs), 1),
+            }
         decoders = fit.decoders().to(torch.float32)
         for split, Xs in (("train", train), ("test", test)):
             posteriors[split] = [(a, b, decoders[k]) for k, (a, b) in enumerate(fit.posterior(Xs))]
@@ -339,24 +346,23 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     unknown = set(settings.keys()) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
-    start = time.perf_counter()
-    datamodule = instantiate(cfg.data)
-    if not hasattr(datamodule, "segment"):
-        raise ConfigError(
-            f"task=synergy needs an EMG data config (data=emg_demo or data=ninapro_db1), got {cfg.data._target_}"
-        )
-    datamodule.setup("fit")
-    timings = {"data": time.perf_counter() - start}
+    clock = StageClock()
+    with clock.stage("data"):
+        datamodule = instantiate(cfg.data)
+        if not hasattr(datamodule, "segment"):
+            raise ConfigError(
+                "task=synergy needs an EMG data config (data=emg_demo or data=ninapro_db1), got "
+                f"{cfg.data._target_}"
+            )
+        datamodule.setup("fit")
 
     work = [(s, m) for s in datamodule.subjects() for m in datamodule.movements(s)]
     figure_key = (int(settings.figure_subject), int(settings.figure_movement))
-    start = time.perf_counter()
     # A movement's EMG is a 10 x ~3500 matrix: far too small for a thread pool, which on a shared machine only
     # adds spin-waiting (NMF ran at 14 instead of several hundred iterations/s); `torch_threads` overrides.
     threads = contextlib.nullcontext() if cfg.get("torch_threads") else single_threaded()
-    with threads:
+    with threads, clock.stage("synergies"):
         results = _fit_all(cfg, job, datamodule, work, figure_key)
-    timings["synergies"] = time.perf_counter() - start
     if figure_key not in work:
         log.warning(
             "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
@@ -392,5 +398,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
         "shortfalls": shortfalls,
         "summary": summary,
         "rows": results,
-        "timings_s": timings,
+        **clock.metrics(),  # wall and CPU seconds and peak memory per stage (vaenmf.tasks.stages)
+        # Per trained stage, the epochs this job ran and their wall seconds (a resumed stage's earlier ones not
+        # counted): what scales a short dry run's stage to the protocol's epochs (scripts/dry_run.py).
+        "training_epochs": job.epoch_timings,
     }
