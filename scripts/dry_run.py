@@ -356,11 +356,11 @@ def report_markdown(summary: dict[str, Any]) -> str:
         wall, peak = r["protocol"]["wall_s"], r["metrics"]["peak_rss_mb"]
         cells = [f"{_fmt_s(wall[s])} / {peak[s] / 1024:.1f} GiB" if s in wall else "-" for s in stages]
         workers = (r["metrics"].get("scoring") or {}).get("workers_peak_rss_mb")
-        peak_all = max(peak.values()) + (workers or 0.0)
+        worker = f"{workers / 1024:.1f} GiB" if workers else "-"
         lines.append(
             f"| {name} | "
             + " | ".join(cells)
-            + f" | {_fmt_s(sum(wall.values()))} | {peak_all / 1024:.1f} GiB |"
+            + f" | {_fmt_s(sum(wall.values()))} | {max(peak.values()) / 1024:.1f} GiB | {worker} |"
         )
     lines += ["", "| job | data | synergies | job (protocol) | peak memory |", "|---|---|---|---|---|"]
     for name, r in summary["jobs"].items():
