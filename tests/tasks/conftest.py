@@ -41,11 +41,18 @@ _EPS = 1e-12
 
 
 def _kl_nmf(V, rank: int, n_iter: int, rng):
-    """Lee-Seung KL multiplicative updates from a seeded uniform start; columns of W scaled to unit l2 norm."""
+    """Lee-Seung KL multiplicative updates from a seeded start; columns of W scaled to unit l2 norm.
+
+    The start is drawn as scikit-learn's ``init="random"`` draws it (``sqrt(mean(V) / r) * |N(0, 1)|``), the
+    distribution the package starts from too: with the smoke test's 30 updates the fit is far from converged, and
+    a uniform start (``U(0.1, 1.1)`` at the same scale) gave 0.25-0.8 dB higher SDR than either on three of four
+    seeds, a difference of starting points, not of the updates.
+    """
     import numpy as np
 
-    W = (rng.random((V.shape[0], rank)) + 0.1) * np.sqrt(V.mean() / rank)
-    H = (rng.random((rank, V.shape[1])) + 0.1) * np.sqrt(V.mean() / rank)
+    scale = np.sqrt(V.mean() / rank)
+    W = np.maximum(np.abs(rng.standard_normal((V.shape[0], rank))) * scale, 1e-12)
+    H = np.maximum(np.abs(rng.standard_normal((rank, V.shape[1]))) * scale, 1e-12)
     for _ in range(n_iter):
         H *= (W.T @ (V / (W @ H + _EPS))) / (W.sum(0)[:, None] + _EPS)
         W *= ((V / (W @ H + _EPS)) @ H.T) / (H.sum(1)[None, :] + _EPS)
