@@ -364,7 +364,15 @@ def test_ctrl_c_stops_the_sweep_with_one_line_and_records_interrupted(tmp_path):
     args = ["-m", *BASE, "method=nmf", "dictionary.mu_iterations=4000", "dictionary.checkpoint_every=10",
             "seed=0,1", f"hydra.sweep.dir={sweep}", f"paths.output_root={tmp_path}", "torch_threads=1"]  # fmt: skip
     proc = subprocess.Popen(
-        TRAIN + args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        TRAIN + args,
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A test run started in the background of a non-interactive shell (`bash .ci/run &`) ignores SIGINT, and a
+        # child inherits that: give the job the Ctrl-C a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not (sweep / "0" / "checkpoints" / "speech_dict").is_dir():
