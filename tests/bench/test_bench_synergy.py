@@ -118,3 +118,21 @@ def test_synergy_bench_skips_a_missing_gpu(tmp_path):
     out = tmp_path / "synergy_cuda.json"
     report = bench.main(["--out", str(out), "--device", "cuda", *TINY])
     assert report["skipped"] is True and json.loads(out.read_text())["device"] == "cuda"
+
+
+def test_loop_split_that_noise_makes_negative_falls_back_to_an_upper_bound(monkeypatch):
+    """Two fits whose times differ by less than the machine's noise (the longer one measured faster) give no usable
+    fixed/per-epoch split: the longer fit's whole time is charged to its epochs, never a negative cost."""
+    bench = _load("bench_synergy_loop_split")
+    times = iter([(9.0, 9.0), (3.0, 2.5), (2.8, 2.4)])  # warm-up, then 1 epoch: 3.0 s, 2 epochs: 2.8 s
+    monkeypatch.setattr(bench, "_today_fit", lambda *a, **k: next(times))
+    timing = bench._loop_timing("vae_nmf", [torch.zeros(2, 2)], (1, 2), None, None)
+    assert timing["split_measured"] is False
+    assert timing["per_epoch_seconds"] == pytest.approx(1.4) and timing["fixed_seconds"] == 0.0
+    assert timing["per_epoch_cpu_seconds"] == pytest.approx(1.2)
+    assert bench._extrapolate(timing, 150)["seconds"] == pytest.approx(210.0)
+    times = iter([(9.0, 9.0), (3.0, 2.5), (4.0, 3.5)])  # a measurable split is kept as measured
+    monkeypatch.setattr(bench, "_today_fit", lambda *a, **k: next(times))
+    timing = bench._loop_timing("vae_nmf", [torch.zeros(2, 2)], (1, 2), None, None)
+    assert timing["split_measured"] is True and timing["per_epoch_seconds"] == pytest.approx(1.0)
+    assert timing["fixed_seconds"] == pytest.approx(2.0)
