@@ -113,6 +113,13 @@ STUDIES: tuple[Study, ...] = (
         ("dictionary.system.noise_var=0.1,0.3,1",),
     ),
     Study(
+        "vae_noise_var_dnn",
+        "VAE-NMF's sigma^2 with the encoding DNN's activations (the paper's VAE-NMF column, which decides it)",
+        "vae_nmf",
+        ("dictionary.system.noise_var=0.1,0.3",),
+        extra=NEGATIVE_WEIGHTS,
+    ),
+    Study(
         "vae_penalty_speech",
         "VAE-NMF's nonnegativity weight gamma on speech (MU activations), with the dictionaries' negative weights",
         "vae_nmf_mu",

@@ -51,6 +51,7 @@ def test_every_study_covers_the_readme_and_runs_through_study_py(studies):
         "vae_likelihood_sampler",
         "vae_likelihood_sampler_dnn",
         "vae_noise_var",
+        "vae_noise_var_dnn",
         "vae_penalty_speech",
         "vae_penalty_synergy",
         "dnmf_beta_mask",
