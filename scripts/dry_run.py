@@ -387,15 +387,6 @@ def report_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def prepare_corpus(out: Path, scale: float) -> Path:
     """``OUT/corpus``, written by ``scripts/make_fullsize_corpus.py`` unless a complete one of this scale is there
     (a partial one this script left, after a kill, is written again; any other folder there is refused)."""
@@ -438,6 +429,8 @@ def check_corpus(root: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vaenmf.tasks.runtime import git_commit  # the one the jobs record (with -dirty)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the corpus, the jobs and dry_run.{json,md}")
     parser.add_argument("--data-root", type=Path, help="run on these corpora instead of a generated one")
@@ -477,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scale": 1.0 if args.data_root else args.scale,
         "epochs": args.epochs,
         "overrides": list(args.overrides),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(REPO),
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
         "jobs": results,
         "estimate": study_estimate(results),
