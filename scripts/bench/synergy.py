@@ -65,7 +65,12 @@ from bench_common import (  # noqa: E402
     write_report,
 )
 
-from vaenmf.models.vae_nmf_stack import CPU_CHUNK, fit_vae_nmf_stack, retain_freed_memory  # noqa: E402
+from vaenmf.models.vae_nmf_stack import (  # noqa: E402
+    CPU_CHUNK,
+    default_chunk_size,
+    fit_vae_nmf_stack,
+    retain_freed_memory,
+)
 from vaenmf.nmf import (  # noqa: E402
     beta_divergence,
     fit_activations,
@@ -326,6 +331,7 @@ def _stack_timing(
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu += (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    spent = result.training_time()  # per worker process, its stacks one after the other; the slowest
     per_epoch = sum(float(np.median(t["epoch_seconds"][1:])) for t in result.timings)
     per_epoch_cpu = sum(float(np.median(t["epoch_cpu_seconds"][1:])) for t in result.timings)
     serial = sum(t["seconds"] for t in result.timings)
@@ -340,19 +346,21 @@ def _stack_timing(
         "serial_cpu_seconds": serial_cpu,
         "per_epoch_seconds": per_epoch,
         "per_epoch_cpu_seconds": per_epoch_cpu,
+        "per_epoch_wall_seconds": spent["per_epoch_seconds"],
+        "processes": spent["processes"],
         "serial_fixed_seconds": serial - epochs * per_epoch,
         "serial_fixed_cpu_seconds": serial_cpu - epochs * per_epoch_cpu,
     }
 
 
 def _extrapolate_stack(t: dict[str, float], epochs: int, problems_factor: float = 1.0) -> dict[str, float]:
-    """The measured wall and CPU time scaled by the ratio of the work at ``epochs`` to the work measured (the
-    parallel efficiency of worker processes, and the parent's own overhead, taken as they were measured)."""
-    work = t["serial_fixed_seconds"] + epochs * t["per_epoch_seconds"]
-    work_cpu = t["serial_fixed_cpu_seconds"] + epochs * t["per_epoch_cpu_seconds"]
+    """The measured run plus its per-epoch cost for every further epoch: wall time by the slowest worker
+    process's epoch (the sum over the stacks it trained), CPU time by the sum over all stacks; the fixed costs
+    (spawning the workers, each stack's set-up) are counted once, as measured."""
+    more = epochs - t["epochs_run"]
     return {
-        "seconds": t["seconds"] * work / t["serial_seconds"] * problems_factor,
-        "cpu_seconds": t["cpu_seconds"] * work_cpu / t["serial_cpu_seconds"] * problems_factor,
+        "seconds": (t["seconds"] + more * t["per_epoch_wall_seconds"]) * problems_factor,
+        "cpu_seconds": (t["cpu_seconds"] + more * t["per_epoch_cpu_seconds"]) * problems_factor,
     }
 
 
@@ -535,7 +543,10 @@ def vae_part(args: argparse.Namespace) -> dict[str, Any]:
             "adam": {"lr": 1e-3, "weight_decay": 5e-4},
             "noise_var": 0.05,
             "device": args.device,
-            "stack_chunk_size": args.vae_chunk or (K if args.device != "cpu" else CPU_CHUNK),
+            "stack_chunk_size": {
+                str(w): args.vae_chunk or (K if args.device != "cpu" else default_chunk_size(K, w))
+                for w in args.vae_workers
+            },
             "rng": args.vae_rng,
             "workers_measured": list(args.vae_workers),
             "loop": "vaenmf.tasks.dictionary.train_dictionary_system per movement with the composed "
@@ -544,8 +555,10 @@ def vae_part(args: argparse.Namespace) -> dict[str, Any]:
         "measured": {"batched": runs, "loop": loop},
         "extrapolated": True,
         "extrapolation": (
-            f"batched: the measured time of one run of {args.vae_measure_epochs} epochs times the ratio of the "
-            f"work (sum over stacks of set-up + epochs x per-epoch cost) at {E} epochs to the work measured; "
+            f"batched: the measured time of one run of {args.vae_measure_epochs} epochs plus "
+            f"{E - args.vae_measure_epochs} more epochs, each at the measured per-epoch cost (wall: the slowest "
+            "worker process's sum over its stacks of their median epoch after the first; CPU: the sum over "
+            "all stacks); "
             f"loop: fixed + {E} x per-epoch cost per movement, from fits of {loop['epochs_run']} epochs on "
             f"{loop['problems_timed']} movements, times {K} movements"
         ),

@@ -136,3 +136,20 @@ def test_loop_split_that_noise_makes_negative_falls_back_to_an_upper_bound(monke
     timing = bench._loop_timing("vae_nmf", [torch.zeros(2, 2)], (1, 2), None, None)
     assert timing["split_measured"] is True and timing["per_epoch_seconds"] == pytest.approx(1.0)
     assert timing["fixed_seconds"] == pytest.approx(2.0)
+
+
+def test_stack_extrapolation_counts_fixed_costs_once_and_epochs_at_the_slowest_worker():
+    """Two workers measured for 2 epochs in 30 s (spawning and set-up included), the slowest worker's epoch
+    10 s, 18 s of CPU per epoch over all stacks: 150 epochs take 30 + 148 x 10 s, not 30 s x 75 (which would
+    repeat the spawn 75 times)."""
+    bench = _load("bench_synergy_extrapolation")
+    measured = {
+        "epochs_run": 2,
+        "seconds": 30.0,
+        "cpu_seconds": 50.0,
+        "per_epoch_wall_seconds": 10.0,
+        "per_epoch_cpu_seconds": 18.0,
+    }
+    full = bench._extrapolate_stack(measured, 150)
+    assert full == {"seconds": pytest.approx(1510.0), "cpu_seconds": pytest.approx(50.0 + 148 * 18.0)}
+    assert bench._extrapolate_stack(measured, 2) == {"seconds": 30.0, "cpu_seconds": 50.0}

@@ -13,7 +13,10 @@ from vaenmf.errors import ConfigError, DataError
 from vaenmf.models import VAENMF
 from vaenmf.models.gamma import sample_gamma
 from vaenmf.models.vae_nmf_stack import (
+    CPU_CHUNK,
+    StackedVAENMFResult,
     VAENMFStack,
+    default_chunk_size,
     epoch_permutation,
     fit_vae_nmf_stack,
     new_vae_nmf,
@@ -268,6 +271,55 @@ def test_worker_processes_give_the_same_result():
     assert all(t["epochs_trained"] == 2 and len(t["epoch_seconds"]) == 2 for t in parallel.timings)
     with pytest.raises(ConfigError, match="epoch_callback needs workers=1"):
         fit_vae_nmf_stack(problems, 4, workers=2, epoch_callback=lambda *a: None, **kwargs)
+
+
+def test_the_training_time_of_serial_stacks_is_their_sum_and_of_workers_the_slowest():
+    problems = _data()
+    serial = fit_vae_nmf_stack(problems, 4, max_epochs=2, seeds=list(SEEDS), chunk_size=1, **KW)
+    assert len(serial.timings) == 3 and len({t["pid"] for t in serial.timings}) == 1
+    spent = serial.training_time()
+    # One process trains the three stacks one after the other: their epochs add up (one stack's 2 epochs
+    # would be about a third of it).
+    assert spent["seconds"] == pytest.approx(sum(sum(t["epoch_seconds"]) for t in serial.timings))
+    assert spent["epochs"] == 2 and spent["processes"] == 1
+    assert spent["per_epoch_seconds"] == pytest.approx(sum(t["epoch_seconds"][1] for t in serial.timings))
+
+    def stack(pid, epochs):
+        return {"pid": pid, "epoch_seconds": epochs, "epochs_trained": len(epochs)}
+
+    # Two workers: A trained stacks of 3 + 1 s, B one of 5 s; the epochs took B's 5 s, not 9 s or 3 s.
+    side_by_side = StackedVAENMFResult(
+        dictionaries=torch.zeros(3, 10, 4),
+        stack=serial.stack,
+        history=serial.history,
+        epochs=2,
+        steps=serial.steps,
+        timings=[stack(1, [1.0, 2.0]), stack(2, [2.0, 3.0]), stack(1, [0.5, 0.5])],
+    )
+    assert side_by_side.training_time() == {
+        "epochs": 2,
+        "seconds": 5.0,
+        "per_epoch_seconds": 3.0,
+        "processes": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("models", "workers", "sizes"),
+    [
+        (324, 1, [64] * 5 + [4]),  # one process: stacks of CPU_CHUNK
+        (324, 2, [54] * 6),  # two: six equal stacks, three each (not 192 models against 132)
+        (128, 2, [64, 64]),
+        (1404, 2, [64] * 21 + [60]),  # 22 stacks, 11 each
+        (3, 2, [2, 1]),
+        (5, 4, [2, 2, 1]),
+    ],
+)
+def test_default_stacks_share_the_models_evenly_between_workers(models, workers, sizes):
+    size = default_chunk_size(models, workers)
+    assert size <= CPU_CHUNK
+    chunks = [min(size, models - i) for i in range(0, models, size)]
+    assert chunks == sizes and sum(chunks) == models
 
 
 def test_retain_freed_memory_is_safe_to_call():

@@ -62,6 +62,7 @@ __all__ = [
     "RNG_MODES",
     "StackedVAENMFResult",
     "VAENMFStack",
+    "default_chunk_size",
     "epoch_permutation",
     "fit_vae_nmf_stack",
     "new_vae_nmf",
@@ -84,6 +85,17 @@ RNG_MODES: tuple[str, ...] = ("per_model", "shared")
 #: thread, CPU time per model-step 3.0 / 2.8 / 2.9 ms for stacks of 8 / 32 / 64 (before the allocator fix of
 #: :func:`retain_freed_memory`; measured on a shared 2-core AMD EPYC).
 CPU_CHUNK = 64
+
+
+def default_chunk_size(models: int, workers: int = 1) -> int:
+    """Models per stack on the CPU: at most :data:`CPU_CHUNK`; with ``workers`` processes, stacks of (nearly)
+    equal size, as many as a multiple of ``workers`` allows, so that every process gets the same work (324
+    models on 2 workers: six stacks of 54, where stacks of 64 gave one process 192 models and the other 132).
+    """
+    if workers <= 1 or models <= 0:
+        return CPU_CHUNK
+    rounds = math.ceil(models / (workers * CPU_CHUNK))
+    return math.ceil(models / (workers * rounds))
 
 _CONFIG_FIELDS = (
     "n_features",
@@ -549,8 +561,8 @@ class StackedVAENMFResult:
         history: Per-epoch frame-weighted means of :data:`EPOCH_METRICS` for every model, ``(K, epochs, 7)``.
         epochs: Epochs trained.
         steps: Adam steps each model took, ``(K,)``.
-        timings: Per stack (chunk of models), its set-up and per-epoch wall and CPU seconds (in the process
-            that trained it), for logs and benchmarks.
+        timings: Per stack (chunk of models), its set-up and per-epoch wall and CPU seconds and the process
+            that trained it (``pid``), for logs and benchmarks; :meth:`training_time` sums them per process.
     """
 
     dictionaries: Tensor
@@ -571,6 +583,29 @@ class StackedVAENMFResult:
     def model(self, k: int) -> VAENMF:
         """Model ``k`` as a standalone :class:`VAENMF` (a copy)."""
         return self.stack.model(k)
+
+    def training_time(self) -> dict[str, float]:
+        """The wall time the epochs took: per process, the sum over the stacks it trained one after the other;
+        over processes (``workers > 1`` trains stacks side by side), the longest.
+
+        Returns:
+            ``epochs`` trained, ``seconds`` (all epochs) and ``per_epoch_seconds`` (the median epoch after the
+            first, the set-up excluded), each the slowest process's; ``processes``, how many trained stacks.
+        """
+        per_process: dict[Any, dict[str, float]] = {}
+        for t in self.timings:
+            epochs = list(t["epoch_seconds"])
+            entry = per_process.setdefault(t.get("pid"), {"seconds": 0.0, "per_epoch_seconds": 0.0})
+            entry["seconds"] += float(sum(epochs))
+            steady = epochs[1:] or epochs
+            entry["per_epoch_seconds"] += float(np.median(steady)) if steady else 0.0
+        slowest = max(per_process.values(), key=lambda e: e["seconds"], default=None)
+        return {
+            "epochs": max((int(t["epochs_trained"]) for t in self.timings), default=0),
+            "seconds": 0.0 if slowest is None else slowest["seconds"],
+            "per_epoch_seconds": 0.0 if slowest is None else slowest["per_epoch_seconds"],
+            "processes": len(per_process),
+        }
 
     @torch.no_grad()
     def posterior(
@@ -734,7 +769,7 @@ def fit_vae_nmf_stack(
         device: Where to train (default CPU). The same code runs on CUDA.
         dtype: Parameter dtype (float32; float64 for exactness tests).
         chunk_size: Models per stack; stacks are trained one after the other. Default: all on a GPU,
-            :data:`CPU_CHUNK` on the CPU. With ``rng="per_model"`` results do not depend on it.
+            :func:`default_chunk_size` on the CPU (:data:`CPU_CHUNK`, balanced over ``workers``). With ``rng="per_model"`` results do not depend on it.
         rng: :data:`RNG_MODES`.
         checkpoint_dir: If given, each stack's state is saved there every ``checkpoint_every`` epochs and when it
             is done (``stack_<i>.pt``, written atomically), and a call with the same data and settings resumes
@@ -787,8 +822,9 @@ def fit_vae_nmf_stack(
     if "hidden" in model_kwargs:
         model_kwargs["hidden"] = tuple(int(h) for h in model_kwargs["hidden"])
     device = torch.device("cpu" if device is None else device)
+    workers = _positive_int(workers, "workers")
     if chunk_size is None:
-        chunk_size = K if device.type != "cpu" else CPU_CHUNK
+        chunk_size = K if device.type != "cpu" else default_chunk_size(K, workers)
     lengths = [int(p.shape[1]) for p in problems]
     n_batches = [math.ceil(n / batch_size) for n in lengths]
     settings = {
@@ -811,7 +847,6 @@ def fit_vae_nmf_stack(
     order = sorted(range(K), key=lambda k: -n_batches[k])
     chunks = [order[i : i + chunk_size] for i in range(0, K, chunk_size)]
 
-    workers = _positive_int(workers, "workers")
     if workers > 1 and device.type != "cpu":
         raise ConfigError(f"workers > 1 runs CPU processes; on {device} use workers=1 (one stack per device)")
     if workers > 1 and epoch_callback is not None:
@@ -948,6 +983,7 @@ def _fit_chunk(
         seconds=time.perf_counter() - start_wall,
         cpu_seconds=time.process_time() - start_cpu,
         models=len(task["index"]),
+        pid=os.getpid(),
     )
     return {
         "state": {k: v.detach().clone() for k, v in stack.state_dict().items()},

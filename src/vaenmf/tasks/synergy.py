@@ -226,10 +226,15 @@ def _fit_batched(
             **extra,
         )
         W_all = fit.dictionaries.to(torch.float32)
-        if fit.timings:  # the stacks (one per worker) train side by side: the slowest one's epochs
+        if fit.timings:
+            # Stacks run one after the other in each worker and side by side across workers: the epochs'
+            # wall time is the slowest worker's sum over its stacks (not one stack's, which undercounted it).
+            spent = fit.training_time()
             job.epoch_timings["vae_nmf_stack"] = {
-                "epochs": max(int(t["epochs_trained"]) for t in fit.timings),
-                "seconds": max(float(sum(t["epoch_seconds"])) for t in fit.timings),
+                "epochs": spent["epochs"],
+                "seconds": spent["seconds"],
+                "stacks": len(fit.timings),
+                "workers": spent["processes"],
                 # The stack steps all models at once; the longest movement sets its steps per epoch.
                 "batches_per_epoch": int(fit.steps.max()) // max(int(fit.epochs), 1),
             }
