@@ -97,6 +97,7 @@ def default_chunk_size(models: int, workers: int = 1) -> int:
     rounds = math.ceil(models / (workers * CPU_CHUNK))
     return math.ceil(models / (workers * rounds))
 
+
 _CONFIG_FIELDS = (
     "n_features",
     "rank",
