@@ -68,6 +68,8 @@ def test_commands_route_task_overrides_and_switch_the_caches_off(dry, tmp_path):
     assert "data.subjects=[1]" in synergy and "data.n_test_utterances=2" not in synergy
     assert "trainer.accelerator=cpu" in speech and "trainer.accelerator=cpu" in synergy
     assert f"paths.data_root={tmp_path / 'root'}" in synergy and "data=ninapro_db1" in synergy
+    # One stack process: a worker's CPU time would not be in the job's cpu_timings_s.
+    assert "synergy.workers=1" in synergy and not any("synergy.workers" in a for a in speech)
 
 
 def test_a_shortened_stage_is_scaled_by_its_measured_seconds_per_epoch(dry):
@@ -174,7 +176,9 @@ def test_dry_run_end_to_end_on_a_small_generated_corpus(tmp_path, repo_root):
     assert scaled == pytest.approx(measured + 98 * epochs["seconds"] / 2)
     assert all(100 < mb < 20000 for mb in drnn["metrics"]["peak_rss_mb"].values())
     stack = summary["jobs"]["synergy_vae_nmf"]["metrics"]["training_epochs"]["vae_nmf_stack"]
-    assert stack["epochs"] == 2 and stack["batches_per_epoch"] > 0
+    assert stack["epochs"] == 2 and stack["batches_per_epoch"] > 0 and stack["workers"] == 1
+    # The epochs' time is every stack's (they run one after the other), so it is most of the stage's.
+    assert stack["seconds"] <= summary["jobs"]["synergy_vae_nmf"]["metrics"]["timings_s"]["synergies"]
     assert summary["jobs"]["synergy_vae_nmf"]["counts"] == {"movements": 12}
     table = (tmp_path / "dry" / "dry_run.md").read_text()
     assert "| speech_drnn |" in table and "| synergy_vae_nmf |" in table

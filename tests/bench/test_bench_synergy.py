@@ -95,6 +95,13 @@ def test_synergy_bench_writes_every_part(tmp_path):
         vae["measured"]["batched"]["1"]["epochs_run"] == 2 and vae["measured"]["loop"]["problems_timed"] == 1
     )
     assert vae["gemm_floor"]["per_model_step_ms"] > 0 and vae["best_workers"] == 1
+    # The loop timed before and after the batched runs; the faster round is the one the ratios use.
+    rounds = vae["measured"]["loop_rounds"]
+    assert len(rounds) == 2 and vae["measured"]["loop"] in rounds
+    fastest = min(
+        (r["fixed_seconds"] + 5 * r["per_epoch_seconds"]) * 3 for r in rounds
+    )  # 5 epochs, 3 problems
+    assert vae["loop"]["seconds"] == pytest.approx(fastest)
     assert vae["batched"]["seconds"] > 0 and vae["loop"]["seconds"] > 0 and vae["speedup"] > 0
 
     fig2 = report["figure2"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from vaenmf.errors import ConfigError
 from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.updates import fit_activations
 from vaenmf.tasks.synergy import _encoder_posterior, _previous_result, movement_fingerprint, reconstructions
@@ -208,6 +209,10 @@ def test_vae_nmf_synergy_job_reports_encoder_reconstructions(tmp_path, train_cli
         (["method=nmf", "data.movements=[99]"], "data.movements [99] are not in subject 1"),
         (["method=nmf", "data=ninapro_db1", "paths.data_root=null"], "needs the corpus folder"),
         (["method=nmf", "data=ninapro_db1", "data.root=/nonexistent/db1"], "does not exist"),
+        (
+            ["synergy.workers=0"],
+            "synergy.workers must be null (one per CPU of the job) or a whole number >= 1",
+        ),
     ],
 )
 def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cli):
@@ -219,6 +224,18 @@ def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cl
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads((tmp_path / "job" / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_stack_workers_follow_the_jobs_cpus_unless_set():
+    from vaenmf.tasks.synergy import stack_workers
+
+    assert stack_workers(None, "cpu", {"VAENMF_JOB_CPUS": "1"}) == 1  # a local sweep of one-CPU jobs
+    assert stack_workers(None, "cpu", {"SLURM_CPUS_PER_TASK": "4", "VAENMF_JOB_CPUS": "1"}) == 4
+    assert stack_workers(None, "cuda", {"SLURM_CPUS_PER_TASK": "4"}) == 1  # one stack per device
+    assert stack_workers(3, "cpu", {"SLURM_CPUS_PER_TASK": "8"}) == 3
+    for bad in (0, -1, "2", 1.5, True):
+        with pytest.raises(ConfigError, match="synergy.workers"):
+            stack_workers(bad, "cpu")
 
 
 @pytest.mark.realdata

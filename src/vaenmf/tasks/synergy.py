@@ -33,6 +33,7 @@ from vaenmf.atomic import save_npz_atomic, write_json_atomic
 from vaenmf.data.shortfalls import shortfall_text
 from vaenmf.errors import ConfigError
 from vaenmf.metrics import matched_cosine, summarise_vaf, vaf
+from vaenmf.metrics.pool import job_cpus
 from vaenmf.models.gamma import posterior_activations
 from vaenmf.nmf.batched import fit_activations_batched, nmf_batched
 from vaenmf.nmf.updates import fit_activations
@@ -52,6 +53,24 @@ SETTINGS = (
     "figure_subject",
     "figure_movement",
 )
+
+
+def stack_workers(setting: Any, device: str, environ: dict[str, str] | None = None) -> int:
+    """Processes that train the VAE-NMF stacks (``synergy.workers``): the setting when given, else one per CPU
+    of the job on the CPU (:func:`vaenmf.metrics.pool.job_cpus`: 1 in a local sweep of one-CPU jobs, 2 for a
+    job alone on a 2-core laptop, ``cpus_per_task`` on a SLURM node) and 1 on a GPU. The results are the same
+    for any value.
+
+    Raises:
+        ConfigError: If the setting is not null or a whole number >= 1.
+    """
+    if setting is None:
+        return job_cpus(environ) if device == "cpu" else 1
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ConfigError(
+            f"synergy.workers must be null (one per CPU of the job) or a whole number >= 1, got {setting!r}"
+        )
+    return int(setting)
 
 
 def reconstructions(
@@ -222,7 +241,7 @@ def _fit_batched(
             checkpoint_dir=job.checkpoint_dir("vae_nmf_stack"),
             checkpoint_every=int(dictionary.checkpoint_every),
             progress=bool(cfg.trainer.get("enable_progress_bar", True)),
-            workers=int(cfg.synergy.workers),
+            workers=stack_workers(cfg.synergy.get("workers"), device),
             **extra,
         )
         W_all = fit.dictionaries.to(torch.float32)
@@ -351,6 +370,7 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     unknown = set(settings.keys()) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
+    stack_workers(settings.get("workers"), "cpu")  # a bad value is refused before the data are read
     clock = StageClock()
     with clock.stage("data"):
         datamodule = instantiate(cfg.data)
