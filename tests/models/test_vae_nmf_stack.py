@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -328,3 +333,76 @@ def test_retain_freed_memory_is_safe_to_call():
     assert retain_freed_memory() in (True, False)
     x = torch.ones(1 << 20)  # large allocations still work afterwards
     assert float(x.sum()) == float(1 << 20)
+
+
+_WORKER_SCRIPT = """
+import sys, torch
+from vaenmf.models.vae_nmf_stack import fit_vae_nmf_stack
+g = torch.Generator().manual_seed(0)
+problems = [torch.rand(10, 300, generator=g) for _ in range(2)]
+fit_vae_nmf_stack(problems, 4, max_epochs=100000, seeds=[1, 2], chunk_size=1, workers=2, hidden=(16, 16),
+                  checkpoint_dir=sys.argv[1], checkpoint_every=1)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's"
+)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_stack_workers_stop_with_their_job(tmp_path, sig):
+    """A job killed (or stopped by Ctrl-C) while its stacks train in worker processes leaves no worker behind
+    to go on writing the checkpoints that its next attempt resumes from."""
+    checkpoints = tmp_path / "stacks"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WORKER_SCRIPT, str(checkpoints)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background shell ignores it
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(checkpoints.glob("stack_*.pt"))) < 2:  # both workers are training
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the workers wrote no checkpoints within 120 s"
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2  # the two stack workers (and multiprocessing's resource tracker)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)  # Ctrl-C does not wait for the running stacks to finish
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers)
+        stamps = {p: p.stat().st_mtime_ns for p in checkpoints.glob("stack_*.pt")}
+        time.sleep(1.0)  # an orphan would write a checkpoint every epoch (milliseconds here)
+        assert {p: p.stat().st_mtime_ns for p in checkpoints.glob("stack_*.pt")} == stamps
+        if sig == signal.SIGINT:
+            err = proc.stderr.read()
+            assert (
+                "KeyboardInterrupt" in err and err.count("Traceback") == 1
+            )  # the parent's, not each worker's
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

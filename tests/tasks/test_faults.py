@@ -136,7 +136,7 @@ def test_a_killed_stage_resumes_where_it_stopped_and_ends_as_an_uninterrupted_ru
     _assert_same_numbers(_summary(job), _summary(reference))
 
 
-STACK_RESUMED = re.compile(r"VAE-NMF stack \d+: resuming at epoch (\d+)")
+STACK_RESUMED = re.compile(r"VAE-NMF stack (\d+): resuming at epoch (\d+)")
 
 
 def _stack_epochs(path: Path) -> int:
@@ -176,14 +176,23 @@ def _synergy_args(job: Path, extra: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path):
-    extra = ["dictionary.epochs=60"]
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path, workers):
+    """One stack in the job's process, or one per worker process (workers=2: each movement's stack in its own,
+    killed with the job)."""
+    extra = ["dictionary.epochs=60", f"synergy.workers={workers}"]
     job = tmp_path / "killed"
     checkpoint = job / "checkpoints" / "vae_nmf_stack" / "stack_0000.pt"
     killed_at = run_and_kill_stack(_synergy_args(job, extra), checkpoint, 4, tmp_path)
+    stacks = sorted(checkpoint.parent.glob("stack_*.pt"))
+    left = {p.name: (p.stat().st_mtime_ns, _stack_epochs(p)) for p in stacks}
+    time.sleep(1.0)
+    assert {p.name: (p.stat().st_mtime_ns, _stack_epochs(p)) for p in stacks} == left  # nothing trains on
     again = run(_synergy_args(job, extra), tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert STACK_RESUMED.findall(again.stdout + again.stderr) == [str(killed_at)]
+    resumed = {int(k): int(e) for k, e in STACK_RESUMED.findall(again.stdout + again.stderr)}
+    assert resumed[0] == killed_at  # stack 0 continued from the checkpoint the kill left
+    assert resumed == {int(name[6:10]): epochs for name, (_, epochs) in left.items()}
     reference = tmp_path / "uninterrupted"
     assert run(_synergy_args(reference, extra), tmp_path).returncode == 0
     _assert_same_numbers(_summary(job), _summary(reference))

@@ -38,6 +38,8 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -937,13 +939,17 @@ def _fit_chunk(
         task["init_from_data"] and payload is None,
         task["model_kwargs"],
     )
+    resumed_at = None
     if payload is not None:
         _restore(chunk, payload)
-        log.info("VAE-NMF stack %d: resuming at epoch %d from %s", task["stack_index"], chunk.epoch, path)
+        resumed_at = int(chunk.epoch)
+        if not threads:  # in a worker process the parent says it (a worker's logging goes nowhere)
+            log.info(_RESUMING, task["stack_index"], resumed_at, path)
     lr, weight_decay, betas, adam_eps = task["adam"]
     timing = {
         "setup_seconds": time.perf_counter() - start_wall,
         "setup_cpu_seconds": time.process_time() - start_cpu,
+        "resumed_at_epoch": resumed_at,
     }
     epoch_wall: list[float] = []
     epoch_cpu: list[float] = []
@@ -994,8 +1000,30 @@ def _fit_chunk(
     }
 
 
+_RESUMING = "VAE-NMF stack %d: resuming at epoch %d from %s"
+
+
+def _init_worker(parent: int) -> None:
+    """A stack worker dies with the job that spawned it (Linux: a parent-death signal), so a killed or requeued
+    job leaves no orphan that goes on writing the checkpoints its next attempt resumes from; Ctrl-C is the
+    parent's to handle (it stops the workers), not every worker's to print."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
-    """Run :func:`_fit_chunk` for every task in ``workers`` spawned processes, one torch thread each."""
+    """Run :func:`_fit_chunk` for every task in ``workers`` spawned processes, one torch thread each.
+
+    If anything goes wrong in the parent (Ctrl-C, a worker's error, a crashed worker), the other workers are
+    stopped at once rather than waited for; their stacks resume from their last checkpoint next time.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -1006,14 +1034,34 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc="vae_nmf stacks", unit="stack", leave=False)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
         futures = {pool.submit(_fit_chunk, task, False, None, 1): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
+            i = futures[future]
+            results[i] = future.result()
+            resumed = results[i]["timing"].get("resumed_at_epoch")
+            if resumed is not None:
+                checkpoint = tasks[i]["checkpoint"]
+                log.info(_RESUMING, tasks[i]["stack_index"], resumed, checkpoint[0] if checkpoint else "")
             if bar is not None:
                 bar.update(1)
-    if bar is not None:
-        bar.close()
+    except BaseException:
+        # shutdown() alone would wait for the running stacks (minutes); stop their processes instead.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        if bar is not None:
+            bar.close()
     return results  # type: ignore[return-value]
 
 
