@@ -297,6 +297,11 @@ class WandbJob:
                          if key in kwargs}  # fmt: skip
         # offline=False: the mode goes to wandb.init, instead of WandbLogger setting WANDB_MODE for the process.
         self.logger = get_class(str(logger_cfg._target_))(offline=False, **kwargs)
+        init = getattr(self.logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            # Lightning always passes anonymous=None, which wandb >= 0.19 answers with a deprecation warning in
+            # every job's log ("The anonymous setting has no effect"); an absent key means the same to wandb.
+            init.pop("anonymous", None)
         self._started = False
         self._finished = False
         self._stage_params: dict[str, Any] = {}

@@ -11,6 +11,8 @@ import copy
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -391,3 +393,26 @@ def test_offline_run_reader_sees_what_wandb_wrote(tmp_path, offline):
 def test_wandb_sync_command_quotes_odd_folders():
     assert tracking.sync_command([Path("/a/b"), "/c d"]) == "wandb sync /a/b '/c d'"
     assert os.environ.get("WANDB_MODE") in (None, "disabled", "offline")  # the suite never goes online
+
+
+def test_a_wandb_run_starts_without_the_anonymous_deprecation_warning(tmp_path):
+    """Lightning's WandbLogger always hands wandb ``anonymous=None``, which wandb answers with "The anonymous
+    setting has no effect" in every job's log. A fresh process: wandb says it once per process."""
+    code = f"""
+from hydra import compose, initialize_config_dir
+from vaenmf.tasks.runtime import JobContext
+with initialize_config_dir(config_dir={str(CONFIG_DIR)!r}, version_base="1.3"):
+    cfg = compose("train", overrides=["logger=wandb", "paths.output_root={tmp_path}"], return_hydra_config=True)
+job = JobContext(cfg, {str(tmp_path / "job")!r})
+(logger,) = job.loggers("speech_dict")
+logger.log_metrics({{"speech_dict/divergence": 1.0, "epoch": 0}}, step=0)
+job.finish("ok")
+"""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false"}
+    env.pop("WANDB_SILENT", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_folders(tmp_path / "job" / "wandb")  # the run was started and written
+    assert "anonymous" not in result.stdout + result.stderr
