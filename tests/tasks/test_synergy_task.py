@@ -229,10 +229,14 @@ def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cl
 def test_stack_workers_follow_the_jobs_cpus_unless_set():
     from vaenmf.tasks.synergy import stack_workers
 
-    assert stack_workers(None, "cpu", {"VAENMF_JOB_CPUS": "1"}) == 1  # a local sweep of one-CPU jobs
-    assert stack_workers(None, "cpu", {"SLURM_CPUS_PER_TASK": "4", "VAENMF_JOB_CPUS": "1"}) == 4
-    assert stack_workers(None, "cuda", {"SLURM_CPUS_PER_TASK": "4"}) == 1  # one stack per device
-    assert stack_workers(3, "cpu", {"SLURM_CPUS_PER_TASK": "8"}) == 3
+    assert stack_workers(None, "cpu", environ={"VAENMF_JOB_CPUS": "1"}) == 1  # a local sweep of one-CPU jobs
+    assert stack_workers(None, "cpu", environ={"SLURM_CPUS_PER_TASK": "4", "VAENMF_JOB_CPUS": "1"}) == 4
+    assert stack_workers(None, "cuda", environ={"SLURM_CPUS_PER_TASK": "4"}) == 1  # one stack per device
+    assert stack_workers(3, "cpu", environ={"SLURM_CPUS_PER_TASK": "8"}) == 3
+    # Too little training to pay for spawning a worker: the job's own process, unless set.
+    assert stack_workers(None, "cpu", 9_999, {"SLURM_CPUS_PER_TASK": "4"}) == 1
+    assert stack_workers(None, "cpu", 10_000, {"SLURM_CPUS_PER_TASK": "4"}) == 4
+    assert stack_workers(2, "cpu", 10, {"SLURM_CPUS_PER_TASK": "4"}) == 2
     for bad in (0, -1, "2", 1.5, True):
         with pytest.raises(ConfigError, match="synergy.workers"):
             stack_workers(bad, "cpu")

@@ -55,17 +55,29 @@ SETTINGS = (
 )
 
 
-def stack_workers(setting: Any, device: str, environ: dict[str, str] | None = None) -> int:
+#: Below this much training (models x Adam steps), ``synergy.workers: null`` keeps the stacks in the job's own
+#: process: a spawned worker costs about 3 s of start-up (torch and the package imported afresh), while a
+#: model-step costs about 2.4 ms on one core, so 10,000 model-steps (about 24 s of work) are where a second
+#: worker saves several times what it costs.
+MIN_MODEL_STEPS_FOR_WORKERS = 10_000
+
+
+def stack_workers(
+    setting: Any, device: str, model_steps: int | None = None, environ: dict[str, str] | None = None
+) -> int:
     """Processes that train the VAE-NMF stacks (``synergy.workers``): the setting when given, else one per CPU
     of the job on the CPU (:func:`vaenmf.metrics.pool.job_cpus`: 1 in a local sweep of one-CPU jobs, 2 for a
-    job alone on a 2-core laptop, ``cpus_per_task`` on a SLURM node) and 1 on a GPU. The results are the same
+    job alone on a 2-core laptop, ``cpus_per_task`` on a SLURM node), 1 on a GPU, and 1 for a job with less
+    training than :data:`MIN_MODEL_STEPS_FOR_WORKERS` (``model_steps``, when known). The results are the same
     for any value.
 
     Raises:
         ConfigError: If the setting is not null or a whole number >= 1.
     """
     if setting is None:
-        return job_cpus(environ) if device == "cpu" else 1
+        if device != "cpu" or (model_steps is not None and model_steps < MIN_MODEL_STEPS_FOR_WORKERS):
+            return 1
+        return job_cpus(environ)
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
         raise ConfigError(
             f"synergy.workers must be null (one per CPU of the job) or a whole number >= 1, got {setting!r}"
@@ -227,11 +239,14 @@ def _fit_batched(
 
         optimizer = system.pop("optimizer", None) or {}
         extra = {k: v for k, v in system.items() if k not in ("_target_", "normalize", "init_from_data")}
+        epochs = job.stage_epochs(training_length(dictionary, "dictionary"))
+        batch = int(dictionary.batch_size)
+        model_steps = epochs * sum(math.ceil(int(X.shape[1]) / batch) for X in train)
         fit = fit_vae_nmf_stack(
             train,
             int(dictionary.rank),
-            max_epochs=job.stage_epochs(training_length(dictionary, "dictionary")),
-            batch_size=int(dictionary.batch_size),
+            max_epochs=epochs,
+            batch_size=batch,
             lr=float(optimizer.get("lr", 1e-3)),
             weight_decay=float(optimizer.get("weight_decay", 5e-4)),
             seeds=fit_seed,
@@ -241,7 +256,7 @@ def _fit_batched(
             checkpoint_dir=job.checkpoint_dir("vae_nmf_stack"),
             checkpoint_every=int(dictionary.checkpoint_every),
             progress=bool(cfg.trainer.get("enable_progress_bar", True)),
-            workers=stack_workers(cfg.synergy.get("workers"), device),
+            workers=stack_workers(cfg.synergy.get("workers"), device, model_steps),
             **extra,
         )
         W_all = fit.dictionaries.to(torch.float32)
