@@ -17,8 +17,9 @@ Writes ``outputs/bench/synergy.json`` with:
   400), each scaled to unit mean square as the task does: ``fit_vae_nmf_stack`` against today's loop (the
   synergy task's own per-movement fit, ``train_dictionary_system`` under the configured Trainer). Both are run
   for a few epochs only; the per-epoch and fixed costs are measured (the stack's from per-epoch timestamps, the
-  loop's from two epoch counts) and extrapolated to 150 epochs (and the loop from ``--loop-problems`` to all
-  problems), marked ``extrapolated``.
+  slowest worker process's with ``--vae-workers`` above 1; the loop's from two epoch counts, timed before and
+  after the batched runs, the faster round kept) and extrapolated to 150 epochs (fixed costs once; the loop
+  from ``--loop-problems`` to all problems), marked ``extrapolated``.
 * ``figure2`` (c): the training and reconstruction (fixed-W activations) time of Figure 2 on all 27 x 52
   problems for NMF and VAE-NMF, batched and today's loop, extrapolated from (a) and (b) and from a measured
   per-movement cost of today's NMF path (also marked).
