@@ -945,6 +945,8 @@ def _fit_chunk(
         resumed_at = int(chunk.epoch)
         if not threads:  # in a worker process the parent says it (a worker's logging goes nowhere)
             log.info(_RESUMING, task["stack_index"], resumed_at, path)
+        elif _EPOCHS_DONE is not None and resumed_at:
+            _EPOCHS_DONE.put(resumed_at)  # the epochs the checkpoint holds count as done on the parent's bar
     lr, weight_decay, betas, adam_eps = task["adam"]
     timing = {
         "setup_seconds": time.perf_counter() - start_wall,
@@ -962,6 +964,8 @@ def _fit_chunk(
         marks[0], marks[1] = wall, cpu
         if callback is not None:
             callback(epoch, means)
+        if threads and _EPOCHS_DONE is not None:  # a worker process: the parent's bar
+            _EPOCHS_DONE.put(1)
 
     _train_chunk(
         chunk,
@@ -1002,11 +1006,17 @@ def _fit_chunk(
 
 _RESUMING = "VAE-NMF stack %d: resuming at epoch %d from %s"
 
+#: In a stack worker process: where it reports each finished epoch (the parent's one progress bar).
+_EPOCHS_DONE: Any = None
 
-def _init_worker(parent: int) -> None:
+
+def _init_worker(parent: int, epochs_done: Any = None) -> None:
     """A stack worker dies with the job that spawned it (Linux: a parent-death signal), so a killed or requeued
     job leaves no orphan that goes on writing the checkpoints its next attempt resumes from; Ctrl-C is the
-    parent's to handle (it stops the workers), not every worker's to print."""
+    parent's to handle (it stops the workers), not every worker's to print. ``epochs_done``: a queue the
+    worker puts its finished epochs on."""
+    global _EPOCHS_DONE
+    _EPOCHS_DONE = epochs_done
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -1025,32 +1035,54 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
     stopped at once rather than waited for; their stacks resume from their last checkpoint next time.
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     bar = None
+    epochs_done = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc="vae_nmf stacks", unit="stack", leave=False)
+        # One bar over every stack's epochs (the workers report each epoch), not one tick per finished stack:
+        # on Ninapro DB1 a stack takes many minutes.
+        total = sum(int(task["max_epochs"]) for task in tasks)
+        bar = tqdm(total=total, desc=f"vae_nmf {len(tasks)} stacks", unit="epoch", leave=False)
+        epochs_done = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)),
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), epochs_done),
     )
+
+    def drain() -> None:
+        if bar is None or epochs_done is None:
+            return
+        done = 0
+        try:
+            while not epochs_done.empty():
+                done += int(epochs_done.get())
+        except (OSError, EOFError, queue.Empty):  # a worker killed mid-put: the bar is only a display
+            pass
+        if done:
+            bar.update(done)
+
     try:
         futures = {pool.submit(_fit_chunk, task, False, None, 1): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            i = futures[future]
-            results[i] = future.result()
-            resumed = results[i]["timing"].get("resumed_at_epoch")
-            if resumed is not None:
-                checkpoint = tasks[i]["checkpoint"]
-                log.info(_RESUMING, tasks[i]["stack_index"], resumed, checkpoint[0] if checkpoint else "")
-            if bar is not None:
-                bar.update(1)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            drain()
+            for future in finished:
+                i = futures[future]
+                results[i] = future.result()
+                resumed = results[i]["timing"].get("resumed_at_epoch")
+                if resumed is not None:
+                    checkpoint = tasks[i]["checkpoint"]
+                    log.info(_RESUMING, tasks[i]["stack_index"], resumed, checkpoint[0] if checkpoint else "")
+        drain()
     except BaseException:
         # shutdown() alone would wait for the running stacks (minutes); stop their processes instead.
         for process in list((getattr(pool, "_processes", None) or {}).values()):
