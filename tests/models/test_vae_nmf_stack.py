@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -289,8 +290,9 @@ def test_the_training_time_of_serial_stacks_is_their_sum_and_of_workers_the_slow
     assert spent["epochs"] == 2 and spent["processes"] == 1
     assert spent["per_epoch_seconds"] == pytest.approx(sum(t["epoch_seconds"][1] for t in serial.timings))
 
-    def stack(pid, epochs):
-        return {"pid": pid, "epoch_seconds": epochs, "epochs_trained": len(epochs)}
+    def stack(pid, epochs, cpu, peak):
+        return {"pid": pid, "epoch_seconds": epochs, "epochs_trained": len(epochs), "worker": True,
+                "cpu_seconds": cpu, "peak_rss_mb": peak}  # fmt: skip
 
     # Two workers: A trained stacks of 3 + 1 s, B one of 5 s; the epochs took B's 5 s, not 9 s or 3 s.
     side_by_side = StackedVAENMFResult(
@@ -299,14 +301,22 @@ def test_the_training_time_of_serial_stacks_is_their_sum_and_of_workers_the_slow
         history=serial.history,
         epochs=2,
         steps=serial.steps,
-        timings=[stack(1, [1.0, 2.0]), stack(2, [2.0, 3.0]), stack(1, [0.5, 0.5])],
+        timings=[
+            stack(1, [1.0, 2.0], 3.5, 100.0),
+            stack(2, [2.0, 3.0], 5.0, 300.0),
+            stack(1, [0.5, 0.5], 1.0, 200.0),
+        ],
     )
+    # The workers' CPU (all of it: the job's own clock sees none) and their largest peak memory.
     assert side_by_side.training_time() == {
         "epochs": 2,
         "seconds": 5.0,
         "per_epoch_seconds": 3.0,
         "processes": 2,
+        "worker_cpu_seconds": 9.5,
+        "worker_peak_rss_mb": 300.0,
     }
+    assert spent["worker_cpu_seconds"] == 0.0 and spent["worker_peak_rss_mb"] == 0.0  # no workers
 
 
 @pytest.mark.parametrize(
@@ -327,29 +337,90 @@ def test_default_stacks_share_the_models_evenly_between_workers(models, workers,
     assert chunks == sizes and sum(chunks) == models
 
 
-def test_worker_processes_report_every_epoch_on_one_bar(monkeypatch):
+class _Bar:
+    """Records a tqdm bar's total and every update."""
+
+    made: list[_Bar] = []
+
+    def __init__(self, total=None, initial=0, **kwargs):
+        self.total, self.n, self.updates = total, initial, []
+        _Bar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+        self.updates.append(n)
+
+    def close(self):
+        pass
+
+
+def test_worker_processes_report_every_epoch_on_one_bar(monkeypatch, tmp_path, caplog):
     """With workers the parent's one bar counts the workers' epochs (a tick per finished stack would sit still
-    for many minutes on Ninapro DB1); a resumed stack's checkpointed epochs count as done."""
+    for many minutes on Ninapro DB1); a resumed stack's checkpointed epochs count as done, and the resume is
+    logged by the parent as it happens."""
     import tqdm.auto
 
-    bars = []
+    from vaenmf.models import vae_nmf_stack
 
-    class Recorder:
-        def __init__(self, total=None, initial=0, **kwargs):
-            self.total, self.n = total, initial
-            bars.append(self)
-
-        def update(self, n=1):
-            self.n += n
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    _Bar.made = []
     problems = _data()
-    kwargs = {"max_epochs": 3, "seeds": list(SEEDS), "chunk_size": 1, "workers": 2, "progress": True, **KW}
-    fit_vae_nmf_stack(problems, 4, **kwargs)
-    assert [(bar.total, bar.n) for bar in bars] == [(9, 9)]  # 3 stacks x 3 epochs
+    kwargs = {"max_epochs": 3, "seeds": list(SEEDS), "chunk_size": 1, "workers": 2, **KW}
+    fit_vae_nmf_stack(problems, 4, checkpoint_dir=tmp_path, progress=True, **kwargs)
+    assert [(bar.total, bar.n) for bar in _Bar.made] == [(9, 9)]  # 3 stacks x 3 epochs
+    # The worker's side: one message per epoch (not one per stack), in the worker's own process.
+    messages = []
+    monkeypatch.setattr(vae_nmf_stack, "_EPOCHS_DONE", SimpleNamespace(put=messages.append))
+    threads = torch.get_num_threads()
+    try:
+        task = {
+            "problems": [problems[0]], "index": [0], "stack_index": 0, "stacks": 1, "rank": 4,
+            "seeds": [SEEDS[0]], "max_epochs": 3, "batch_size": 128, "adam": (1e-3, 5e-4, (0.9, 0.999), 1e-8),
+            "device": torch.device("cpu"), "dtype": torch.float32, "rng": "per_model", "init_from_data": True,
+            "model_kwargs": dict(KW), "checkpoint": None,
+        }  # fmt: skip
+        vae_nmf_stack._fit_chunk(task, threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert messages == [("epochs", 1)] * 3
+    # Every stack finished: a second call resumes each from its checkpoint at epoch 3 and trains nothing.
+    _Bar.made = []
+    with caplog.at_level(logging.INFO, logger="vaenmf.models.vae_nmf_stack"):
+        fit_vae_nmf_stack(problems, 4, checkpoint_dir=tmp_path, progress=True, **kwargs)
+    assert [(bar.total, bar.n) for bar in _Bar.made] == [(9, 9)]
+    assert caplog.text.count("resuming at epoch 3") == 3
+
+
+def test_a_fit_resumed_with_another_worker_count_keeps_its_stacks(tmp_path, caplog):
+    """The default stack size follows the workers, but a resumed fit keeps the stacks its checkpoints hold
+    (a job's CPUs may differ between attempts): killed with one process, resumed with two, and the other way."""
+    problems = _data()
+    kwargs = {"max_epochs": 4, "seeds": list(SEEDS), "checkpoint_every": 2, **KW}
+    straight = fit_vae_nmf_stack(problems, 4, **kwargs)
+
+    class Killed(Exception):
+        pass
+
+    def kill(stack, epoch, means):
+        if epoch == 2:  # in the third epoch, after the epoch-2 checkpoint
+            raise Killed
+
+    first = tmp_path / "one_then_two"
+    with pytest.raises(Killed):
+        fit_vae_nmf_stack(problems, 4, checkpoint_dir=first, epoch_callback=kill, **kwargs)
+    with caplog.at_level(logging.INFO, logger="vaenmf.models.vae_nmf_stack"):
+        resumed = fit_vae_nmf_stack(problems, 4, checkpoint_dir=first, workers=2, **kwargs)
+    assert "resuming at epoch 2" in caplog.text and "other data or settings" not in caplog.text
+    assert torch.equal(resumed.dictionaries, straight.dictionaries)
+    # Two processes (stacks of 2 and 1) finished, then one: the finished stacks are loaded, nothing retrained.
+    second = tmp_path / "two_then_one"
+    fit_vae_nmf_stack(problems, 4, checkpoint_dir=second, workers=2, **kwargs)
+    assert sorted(p.name for p in second.glob("stack_*.pt")) == ["stack_0000.pt", "stack_0001.pt"]
+    trained = []
+    again = fit_vae_nmf_stack(
+        problems, 4, checkpoint_dir=second, epoch_callback=lambda *a: trained.append(a[:2]), **kwargs
+    )
+    assert trained == [] and torch.equal(again.dictionaries, straight.dictionaries)
 
 
 def test_retain_freed_memory_is_safe_to_call():

@@ -240,6 +240,8 @@ def test_stack_workers_follow_the_jobs_cpus_unless_set():
     for bad in (0, -1, "2", 1.5, True):
         with pytest.raises(ConfigError, match="synergy.workers"):
             stack_workers(bad, "cpu")
+    with pytest.raises(ConfigError, match="on a GPU the stacks train in the job's process"):
+        stack_workers(2, "cuda")
 
 
 @pytest.mark.realdata

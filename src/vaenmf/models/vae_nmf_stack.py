@@ -91,8 +91,10 @@ CPU_CHUNK = 64
 
 def default_chunk_size(models: int, workers: int = 1) -> int:
     """Models per stack on the CPU: at most :data:`CPU_CHUNK`; with ``workers`` processes, stacks of (nearly)
-    equal size, as many as a multiple of ``workers`` allows, so that every process gets the same work (324
-    models on 2 workers: six stacks of 54, where stacks of 64 gave one process 192 models and the other 132).
+    equal size whose number is a multiple of ``workers`` where the models allow it, so that the processes get
+    about the same number of models (324 models on 2 workers: six stacks of 54, where stacks of 64 gave one
+    process 192 models and the other 132; 5 models on 4 workers: three stacks, one process idle). The pool hands
+    the stacks, longest movements first, to whichever process is free.
     """
     if workers <= 1 or models <= 0:
         return CPU_CHUNK
@@ -587,13 +589,17 @@ class StackedVAENMFResult:
         """Model ``k`` as a standalone :class:`VAENMF` (a copy)."""
         return self.stack.model(k)
 
-    def training_time(self) -> dict[str, float]:
+    def training_time(self) -> dict[str, Any]:
         """The wall time the epochs took: per process, the sum over the stacks it trained one after the other;
         over processes (``workers > 1`` trains stacks side by side), the longest.
 
         Returns:
-            ``epochs`` trained, ``seconds`` (all epochs) and ``per_epoch_seconds`` (the median epoch after the
-            first, the set-up excluded), each the slowest process's; ``processes``, how many trained stacks.
+            ``epochs``: the most epochs a stack trained in this call; ``seconds``: the slowest process's time in
+            epochs (set-up excluded); ``per_epoch_seconds``: that process's sum over its stacks of each stack's
+            median epoch after the first (the cost of one more epoch of every stack, also after a resume, where
+            stacks may have trained different numbers of epochs); ``processes``: how many trained stacks;
+            ``worker_cpu_seconds`` and ``worker_peak_rss_mb``: the worker processes' CPU time (all of it) and
+            largest peak resident memory (0 without workers).
         """
         per_process: dict[Any, dict[str, float]] = {}
         for t in self.timings:
@@ -603,11 +609,15 @@ class StackedVAENMFResult:
             steady = epochs[1:] or epochs
             entry["per_epoch_seconds"] += float(np.median(steady)) if steady else 0.0
         slowest = max(per_process.values(), key=lambda e: e["seconds"], default=None)
+        workers = [t for t in self.timings if t.get("worker")]
         return {
             "epochs": max((int(t["epochs_trained"]) for t in self.timings), default=0),
             "seconds": 0.0 if slowest is None else slowest["seconds"],
             "per_epoch_seconds": 0.0 if slowest is None else slowest["per_epoch_seconds"],
             "processes": len(per_process),
+            # What the caller's own clock cannot see: the worker processes' CPU time and peak memory.
+            "worker_cpu_seconds": float(sum(float(t.get("cpu_seconds", 0.0)) for t in workers)),
+            "worker_peak_rss_mb": max((float(t.get("peak_rss_mb", 0.0)) for t in workers), default=0.0),
         }
 
     @torch.no_grad()
@@ -672,6 +682,26 @@ def _fingerprint(problems: Sequence[Tensor], settings: dict[str, Any]) -> str:
         digest.update(str(tuple(p.shape)).encode())
         digest.update(p.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:24]
+
+
+_LAYOUT = "stacks.json"
+
+
+def _stack_layout(checkpoint_dir: Path, fingerprint: str, default: int) -> int:
+    """The models per stack of the fit that wrote ``checkpoint_dir`` (same data and settings), else ``default``,
+    which is then recorded there for the next attempt."""
+    path = checkpoint_dir / _LAYOUT
+    try:
+        recorded = json.loads(path.read_text())
+        if recorded.get("fingerprint") == fingerprint and int(recorded["chunk_size"]) >= 1:
+            return int(recorded["chunk_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{_LAYOUT}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "chunk_size": int(default)}))
+    os.replace(tmp, path)
+    return int(default)
 
 
 def _generator_states(generators: Sequence[torch.Generator] | torch.Generator) -> list[Tensor]:
@@ -826,8 +856,6 @@ def fit_vae_nmf_stack(
         model_kwargs["hidden"] = tuple(int(h) for h in model_kwargs["hidden"])
     device = torch.device("cpu" if device is None else device)
     workers = _positive_int(workers, "workers")
-    if chunk_size is None:
-        chunk_size = K if device.type != "cpu" else default_chunk_size(K, workers)
     lengths = [int(p.shape[1]) for p in problems]
     n_batches = [math.ceil(n / batch_size) for n in lengths]
     settings = {
@@ -841,10 +869,16 @@ def fit_vae_nmf_stack(
         "seeds": seed_list,
         "init_from_data": init_from_data,
         "dtype": str(dtype),
-        "chunk_size": chunk_size,
         "rng": rng,
         "model": model_kwargs,
     }
+    if chunk_size is None:
+        chunk_size = K if device.type != "cpu" else default_chunk_size(K, workers)
+        if checkpoint_dir is not None:
+            # A resumed fit keeps the stacks its checkpoints were written for, whatever the worker count now
+            # (the default size follows the workers, and the job's CPUs may differ between attempts).
+            chunk_size = _stack_layout(Path(checkpoint_dir), _fingerprint(problems, settings), chunk_size)
+    settings["chunk_size"] = chunk_size
     fingerprint = _fingerprint(problems, settings) if checkpoint_dir is not None else ""
     # Most batches first (ties in input order): the models that take part in a step are then a prefix.
     order = sorted(range(K), key=lambda k: -n_batches[k])
@@ -943,10 +977,11 @@ def _fit_chunk(
     if payload is not None:
         _restore(chunk, payload)
         resumed_at = int(chunk.epoch)
-        if not threads:  # in a worker process the parent says it (a worker's logging goes nowhere)
+        if threads and _EPOCHS_DONE is not None:
+            # A worker's logging goes nowhere: the parent says it now, and counts the checkpoint's epochs as done.
+            _EPOCHS_DONE.put(("resumed", int(task["stack_index"]), resumed_at, str(path)))
+        else:
             log.info(_RESUMING, task["stack_index"], resumed_at, path)
-        elif _EPOCHS_DONE is not None and resumed_at:
-            _EPOCHS_DONE.put(resumed_at)  # the epochs the checkpoint holds count as done on the parent's bar
     lr, weight_decay, betas, adam_eps = task["adam"]
     timing = {
         "setup_seconds": time.perf_counter() - start_wall,
@@ -965,7 +1000,7 @@ def _fit_chunk(
         if callback is not None:
             callback(epoch, means)
         if threads and _EPOCHS_DONE is not None:  # a worker process: the parent's bar
-            _EPOCHS_DONE.put(1)
+            _EPOCHS_DONE.put(("epochs", 1))
 
     _train_chunk(
         chunk,
@@ -995,6 +1030,8 @@ def _fit_chunk(
         cpu_seconds=time.process_time() - start_cpu,
         models=len(task["index"]),
         pid=os.getpid(),
+        worker=bool(threads),
+        peak_rss_mb=_peak_rss_mb(),
     )
     return {
         "state": {k: v.detach().clone() for k, v in stack.state_dict().items()},
@@ -1006,15 +1043,28 @@ def _fit_chunk(
 
 _RESUMING = "VAE-NMF stack %d: resuming at epoch %d from %s"
 
-#: In a stack worker process: where it reports each finished epoch (the parent's one progress bar).
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
+
+
+#: In a stack worker process: where it reports to the parent (each finished epoch for the one progress bar,
+#: a resume for the log).
 _EPOCHS_DONE: Any = None
 
 
 def _init_worker(parent: int, epochs_done: Any = None) -> None:
-    """A stack worker dies with the job that spawned it (Linux: a parent-death signal), so a killed or requeued
-    job leaves no orphan that goes on writing the checkpoints its next attempt resumes from; Ctrl-C is the
-    parent's to handle (it stops the workers), not every worker's to print. ``epochs_done``: a queue the
-    worker puts its finished epochs on."""
+    """A stack worker dies with the job that spawned it, so a killed or requeued job leaves no orphan that goes
+    on writing the checkpoints its next attempt resumes from: on Linux by a parent-death signal (at once), on
+    every platform by a thread that exits the worker within a second of its parent's death. Ctrl-C is the
+    parent's to handle (it stops the workers), not every worker's to print. ``epochs_done``: the queue the
+    worker reports its epochs and resumes on."""
     global _EPOCHS_DONE
     _EPOCHS_DONE = epochs_done
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -1027,6 +1077,15 @@ def _init_worker(parent: int, epochs_done: Any = None) -> None:
     if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
 
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="vaenmf-parent-watch", daemon=True).start()
+
 
 def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
     """Run :func:`_fit_chunk` for every task in ``workers`` spawned processes, one torch thread each.
@@ -1035,13 +1094,11 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
     stopped at once rather than waited for; their stacks resume from their last checkpoint next time.
     """
     import multiprocessing
-    import queue
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     bar = None
-    epochs_done = None
     if progress:
         from tqdm.auto import tqdm
 
@@ -1049,7 +1106,7 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
         # on Ninapro DB1 a stack takes many minutes.
         total = sum(int(task["max_epochs"]) for task in tasks)
         bar = tqdm(total=total, desc=f"vae_nmf {len(tasks)} stacks", unit="epoch", leave=False)
-        epochs_done = ctx.SimpleQueue()
+    epochs_done = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(tasks)),
         mp_context=ctx,
@@ -1058,15 +1115,16 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
     )
 
     def drain() -> None:
-        if bar is None or epochs_done is None:
-            return
         done = 0
-        try:
-            while not epochs_done.empty():
-                done += int(epochs_done.get())
-        except (OSError, EOFError, queue.Empty):  # a worker killed mid-put: the bar is only a display
-            pass
-        if done:
+        while not epochs_done.empty():
+            message = epochs_done.get()
+            if message[0] == "resumed":
+                _, stack_index, epoch, path = message
+                log.info(_RESUMING, stack_index, epoch, path)
+                done += int(epoch)
+            else:
+                done += int(message[1])
+        if done and bar is not None:
             bar.update(done)
 
     try:
@@ -1076,22 +1134,22 @@ def _fit_in_processes(tasks: Sequence[dict[str, Any]], workers: int, progress: b
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             drain()
             for future in finished:
-                i = futures[future]
-                results[i] = future.result()
-                resumed = results[i]["timing"].get("resumed_at_epoch")
-                if resumed is not None:
-                    checkpoint = tasks[i]["checkpoint"]
-                    log.info(_RESUMING, tasks[i]["stack_index"], resumed, checkpoint[0] if checkpoint else "")
+                results[futures[future]] = future.result()
         drain()
     except BaseException:
         # shutdown() alone would wait for the running stacks (minutes); stop their processes instead.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.kill()
+        kill_workers = getattr(pool, "kill_workers", None)  # Python >= 3.14
+        if kill_workers is not None:
+            kill_workers()
+        else:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     else:
         pool.shutdown()
     finally:
+        epochs_done.close()
         if bar is not None:
             bar.close()
     return results  # type: ignore[return-value]

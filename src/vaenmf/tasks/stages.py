@@ -92,6 +92,11 @@ class StageClock:
             self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu_start
             self.peak_rss_mb[name] = round(max(self.peak_rss_mb.get(name, 0.0), peak_rss_mb()), 1)
 
+    def add_cpu(self, name: str, seconds: float) -> None:
+        """Count CPU seconds that stage ``name`` spent in other processes (a stack's worker processes), which
+        the job's own ``process_time`` does not see."""
+        self.cpu[name] = self.cpu.get(name, 0.0) + float(seconds)
+
     def metrics(self) -> dict[str, object]:
         """The ``metrics.json`` entries: ``timings_s``, ``cpu_timings_s``, ``peak_rss_mb``, ``peak_rss_scope``."""
         return {

@@ -62,6 +62,11 @@ SETTINGS = (
 MIN_MODEL_STEPS_FOR_WORKERS = 10_000
 
 
+def stack_device(cfg: DictConfig) -> str:
+    """Where the batched synergy fits run: ``"cuda"`` when the job's Trainer is on a GPU, else ``"cpu"``."""
+    return "cuda" if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") else "cpu"
+
+
 def stack_workers(
     setting: Any, device: str, model_steps: int | None = None, environ: dict[str, str] | None = None
 ) -> int:
@@ -81,6 +86,11 @@ def stack_workers(
     if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
         raise ConfigError(
             f"synergy.workers must be null (one per CPU of the job) or a whole number >= 1, got {setting!r}"
+        )
+    if setting > 1 and device != "cpu":
+        raise ConfigError(
+            f"synergy.workers={setting} starts CPU processes; on a GPU the stacks train in the job's process "
+            "(set synergy.workers=null or 1)"
         )
     return int(setting)
 
@@ -220,7 +230,7 @@ def _fit_batched(
     fit_seed = seed_stage(int(cfg.seed), "dictionary")  # the seed each one-at-a-time fit would use
     train = [X / scale for X, _, scale in data]
     test = [X / scale for _, X, scale in data]
-    device = "cuda" if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") else "cpu"
+    device = stack_device(cfg)
     posteriors: dict[str, list[Any]] = {"train": [None] * len(data), "test": [None] * len(data)}
     stats: list[dict[str, float]] = [{} for _ in data]
     if dictionary.name == "nmf":
@@ -267,8 +277,11 @@ def _fit_batched(
             job.epoch_timings["vae_nmf_stack"] = {
                 "epochs": spent["epochs"],
                 "seconds": spent["seconds"],
+                "per_epoch_seconds": spent["per_epoch_seconds"],
                 "stacks": len(fit.timings),
                 "workers": spent["processes"],
+                "worker_cpu_seconds": spent["worker_cpu_seconds"],
+                "worker_peak_rss_mb": spent["worker_peak_rss_mb"],
                 # The stack steps all models at once; the longest movement sets its steps per epoch.
                 "batches_per_epoch": int(fit.steps.max()) // max(int(fit.epochs), 1),
             }
@@ -385,7 +398,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     unknown = set(settings.keys()) - set(SETTINGS)
     if unknown:
         raise ConfigError(f"synergy does not take the keys {sorted(unknown)} (expected {list(SETTINGS)})")
-    stack_workers(settings.get("workers"), "cpu")  # a bad value is refused before the data are read
+    device = stack_device(cfg)
+    stack_workers(settings.get("workers"), device)  # a bad value is refused before the data are read
     clock = StageClock()
     with clock.stage("data"):
         datamodule = instantiate(cfg.data)
@@ -403,6 +417,8 @@ def run(cfg: DictConfig, job: JobContext) -> dict[str, Any]:
     threads = contextlib.nullcontext() if cfg.get("torch_threads") else single_threaded()
     with threads, clock.stage("synergies"):
         results = _fit_all(cfg, job, datamodule, work, figure_key)
+    # The stacks' worker processes ran part of the stage: their CPU time is the job's too.
+    clock.add_cpu("synergies", job.epoch_timings.get("vae_nmf_stack", {}).get("worker_cpu_seconds", 0.0))
     if figure_key not in work:
         log.warning(
             "synergy.figure_subject/figure_movement %s is not among the analysed movements", figure_key
