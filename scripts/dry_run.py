@@ -127,8 +127,8 @@ def job_command(job: Job, root: Path, out: Path, epochs: int, extra: Sequence[st
             "cache_input_scores=false",
         ]
     if job.task == "synergy":
-        # One stack process, as in the study's sweep of one-CPU jobs: the job's CPU time is then all its own
-        # (worker processes' CPU would not be in its cpu_timings_s).
+        # One stack process, as in the study's sweep of one-CPU jobs (alone on the machine, `null` would start
+        # one per CPU), so that the measured wall time is the one the study's estimate assumes.
         args.append("synergy.workers=1")
     args += [f"{key}={epochs}" for key in job.capped.values()]
     return [sys.executable, "-m", "vaenmf.train", *args, *task_overrides(extra, job.task)]

@@ -68,7 +68,7 @@ def test_commands_route_task_overrides_and_switch_the_caches_off(dry, tmp_path):
     assert "data.subjects=[1]" in synergy and "data.n_test_utterances=2" not in synergy
     assert "trainer.accelerator=cpu" in speech and "trainer.accelerator=cpu" in synergy
     assert f"paths.data_root={tmp_path / 'root'}" in synergy and "data=ninapro_db1" in synergy
-    # One stack process: a worker's CPU time would not be in the job's cpu_timings_s.
+    # One stack process, as in the study's sweep of one-CPU jobs.
     assert "synergy.workers=1" in synergy and not any("synergy.workers" in a for a in speech)
 
 
