@@ -299,8 +299,8 @@ class WandbJob:
         self.logger = get_class(str(logger_cfg._target_))(offline=False, **kwargs)
         init = getattr(self.logger, "_wandb_init", None)
         if isinstance(init, dict) and init.get("anonymous") is None:
-            # Lightning always passes anonymous=None, which wandb >= 0.19 answers with a deprecation warning in
-            # every job's log ("The anonymous setting has no effect"); an absent key means the same to wandb.
+            # Lightning always passes anonymous=None, which wandb (0.31 here) answers with a deprecation warning
+            # in every job's log ("The anonymous setting has no effect"); an absent key means the same to wandb.
             init.pop("anonymous", None)
         self._started = False
         self._finished = False

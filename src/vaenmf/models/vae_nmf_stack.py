@@ -53,6 +53,7 @@ from torch.nn import functional as F
 from torch.utils.data import RandomSampler
 
 from vaenmf.errors import ConfigError, DataError
+from vaenmf.memory import peak_rss_mb
 from vaenmf.models.gamma import kl_gamma, marsaglia_tsang_accept, rsvi_boost, rsvi_log_h
 from vaenmf.models.vae_nmf import VAENMF
 from vaenmf.nmf.batched import as_problems
@@ -802,7 +803,9 @@ def fit_vae_nmf_stack(
         device: Where to train (default CPU). The same code runs on CUDA.
         dtype: Parameter dtype (float32; float64 for exactness tests).
         chunk_size: Models per stack; stacks are trained one after the other. Default: all on a GPU,
-            :func:`default_chunk_size` on the CPU (:data:`CPU_CHUNK`, balanced over ``workers``). With ``rng="per_model"`` results do not depend on it.
+            :func:`default_chunk_size` on the CPU (:data:`CPU_CHUNK`, balanced over ``workers``; a resumed fit
+            keeps the size its checkpoints were written with). With ``rng="per_model"`` results do not depend
+            on it.
         rng: :data:`RNG_MODES`.
         checkpoint_dir: If given, each stack's state is saved there every ``checkpoint_every`` epochs and when it
             is done (``stack_<i>.pt``, written atomically), and a call with the same data and settings resumes
@@ -872,14 +875,19 @@ def fit_vae_nmf_stack(
         "rng": rng,
         "model": model_kwargs,
     }
+    # The data and settings hashed once; each stack's checkpoint is keyed by them and the stack size.
+    data_key = _fingerprint(problems, settings) if checkpoint_dir is not None else ""
     if chunk_size is None:
         chunk_size = K if device.type != "cpu" else default_chunk_size(K, workers)
         if checkpoint_dir is not None:
             # A resumed fit keeps the stacks its checkpoints were written for, whatever the worker count now
             # (the default size follows the workers, and the job's CPUs may differ between attempts).
-            chunk_size = _stack_layout(Path(checkpoint_dir), _fingerprint(problems, settings), chunk_size)
-    settings["chunk_size"] = chunk_size
-    fingerprint = _fingerprint(problems, settings) if checkpoint_dir is not None else ""
+            chunk_size = _stack_layout(Path(checkpoint_dir), data_key, chunk_size)
+    fingerprint = (
+        hashlib.sha256(f"{data_key}:{chunk_size}".encode()).hexdigest()[:24]
+        if checkpoint_dir is not None
+        else ""
+    )
     # Most batches first (ties in input order): the models that take part in a step are then a prefix.
     order = sorted(range(K), key=lambda k: -n_batches[k])
     chunks = [order[i : i + chunk_size] for i in range(0, K, chunk_size)]
@@ -973,20 +981,17 @@ def _fit_chunk(
         task["init_from_data"] and payload is None,
         task["model_kwargs"],
     )
-    resumed_at = None
     if payload is not None:
         _restore(chunk, payload)
-        resumed_at = int(chunk.epoch)
         if threads and _EPOCHS_DONE is not None:
             # A worker's logging goes nowhere: the parent says it now, and counts the checkpoint's epochs as done.
-            _EPOCHS_DONE.put(("resumed", int(task["stack_index"]), resumed_at, str(path)))
+            _EPOCHS_DONE.put(("resumed", int(task["stack_index"]), int(chunk.epoch), str(path)))
         else:
-            log.info(_RESUMING, task["stack_index"], resumed_at, path)
+            log.info(_RESUMING, task["stack_index"], chunk.epoch, path)
     lr, weight_decay, betas, adam_eps = task["adam"]
     timing = {
         "setup_seconds": time.perf_counter() - start_wall,
         "setup_cpu_seconds": time.process_time() - start_cpu,
-        "resumed_at_epoch": resumed_at,
     }
     epoch_wall: list[float] = []
     epoch_cpu: list[float] = []
@@ -1031,7 +1036,7 @@ def _fit_chunk(
         models=len(task["index"]),
         pid=os.getpid(),
         worker=bool(threads),
-        peak_rss_mb=_peak_rss_mb(),
+        peak_rss_mb=round(peak_rss_mb(), 1),
     )
     return {
         "state": {k: v.detach().clone() for k, v in stack.state_dict().items()},
@@ -1042,16 +1047,6 @@ def _fit_chunk(
 
 
 _RESUMING = "VAE-NMF stack %d: resuming at epoch %d from %s"
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, MiB (0 where the platform does not say)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 0.0
-    peak = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
 
 
 #: In a stack worker process: where it reports to the parent (each finished epoch for the one progress bar,

@@ -4,7 +4,8 @@ A job's ``metrics.json`` carries, per stage (``data``, ``dictionary_frames``, ``
 ``separator``, ``enhance_and_score`` for speech; ``data``, ``synergies`` for synergies):
 
 - ``timings_s``: wall seconds;
-- ``cpu_timings_s``: CPU seconds of the job's process (all its threads; not its worker processes);
+- ``cpu_timings_s``: CPU seconds of the job's process (all its threads), plus what a stage reports of its worker
+  processes (:meth:`StageClock.add_cpu`: the VAE-NMF stacks'; the scoring pool's CPU is in ``scoring``);
 - ``peak_rss_mb``: the most resident memory the job's process held during the stage, in MiB.
 
 The peak is per stage on Linux, where writing ``5`` to ``/proc/self/clear_refs`` resets the process's
@@ -16,48 +17,13 @@ peak (``ru_maxrss``) is readable, so each stage's value is the peak so far; ``pe
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+from vaenmf.memory import children_peak_rss_mb, peak_rss_mb, reset_peak_rss
 
 __all__ = ["StageClock", "children_peak_rss_mb", "peak_rss_mb", "reset_peak_rss"]
-
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _maxrss_mb(who: int) -> float:
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    value = float(resource.getrusage(who).ru_maxrss)
-    return value / (1024.0 * 1024.0) if sys.platform == "darwin" else value / 1024.0
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident memory in MiB since the last :func:`reset_peak_rss` (or since it started)."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0  # "VmHWM:   806472 kB"
-    except OSError:
-        pass
-    return _maxrss_mb(resource.RUSAGE_SELF)
-
-
-def reset_peak_rss() -> bool:
-    """Reset the process's peak resident memory to its current resident memory; False where it cannot be."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def children_peak_rss_mb() -> float:
-    """The largest peak resident memory (MiB) of the process's finished (waited-for) child processes."""
-    return _maxrss_mb(resource.RUSAGE_CHILDREN)
 
 
 class StageClock:
