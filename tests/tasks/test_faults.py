@@ -176,10 +176,11 @@ def _synergy_args(job: Path, extra: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path, workers):
+@pytest.mark.parametrize(("workers", "resumed_with"), [(1, 1), (2, 1)])
+def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path, workers, resumed_with):
     """One stack in the job's process, or one per worker process (workers=2: each movement's stack in its own,
-    killed with the job)."""
+    killed with the job), resumed by a job of one process (as on a node with fewer CPUs): the same folder, the
+    same stacks."""
     extra = ["dictionary.epochs=60", f"synergy.workers={workers}"]
     job = tmp_path / "killed"
     checkpoint = job / "checkpoints" / "vae_nmf_stack" / "stack_0000.pt"
@@ -188,7 +189,7 @@ def test_a_killed_batched_synergy_job_resumes_its_stack(tmp_path, workers):
     left = {p.name: (p.stat().st_mtime_ns, _stack_epochs(p)) for p in stacks}
     time.sleep(1.0)
     assert {p.name: (p.stat().st_mtime_ns, _stack_epochs(p)) for p in stacks} == left  # nothing trains on
-    again = run(_synergy_args(job, extra), tmp_path)
+    again = run(_synergy_args(job, [*extra, f"synergy.workers={resumed_with}"]), tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = {int(k): int(e) for k, e in STACK_RESUMED.findall(again.stdout + again.stderr)}
     assert resumed[0] == killed_at  # stack 0 continued from the checkpoint the kill left

@@ -226,6 +226,18 @@ def test_bad_synergy_config_is_one_clear_error(tmp_path, args, message, train_cl
     assert json.loads((tmp_path / "job" / "metrics.json").read_text())["status"] == "failed"
 
 
+def test_the_worker_count_is_not_part_of_a_jobs_config_hash():
+    """A job folder is resumed by a rerun with another synergy.workers (the same stacks and numbers), while a
+    setting that changes the result still makes it another job."""
+    from vaenmf.tasks.runtime import container_hash
+
+    job = {"seed": 0, "synergy": {"workers": 2, "activation_beta": 2.0}, "scoring_workers": None}
+    assert container_hash(job) == container_hash(
+        {**job, "synergy": {"workers": None, "activation_beta": 2.0}}
+    )
+    assert container_hash(job) != container_hash({**job, "synergy": {"workers": 2, "activation_beta": 1.0}})
+
+
 def test_stack_workers_follow_the_jobs_cpus_unless_set():
     from vaenmf.tasks.synergy import stack_workers
 

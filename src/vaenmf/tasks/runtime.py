@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_DIR.parents[1]
 
-#: Config groups that say where and how results are recorded, not what is computed; the config hash ignores them.
+#: Config groups and keys (top level, or one level down as ``group.key``) that say where, how fast and how
+#: results are recorded, not what is computed; the config hash ignores them, so a job rerun with another value
+#: resumes its folder (``synergy.workers``: the same stacks whatever the process count).
 NON_SCIENTIFIC_KEYS = (
     "paths",
     "hydra",
@@ -43,6 +45,7 @@ NON_SCIENTIFIC_KEYS = (
     "torch_threads",
     "scoring_workers",
     "cache_input_scores",
+    "synergy.workers",
 )
 
 
@@ -102,25 +105,27 @@ def _canonical(value: Any) -> Any:
 NULL_AS_ABSENT_KEYS = ("test_noise", "data.test_noise")
 
 
-def _without_null_new_keys(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` without the keys of :data:`NULL_AS_ABSENT_KEYS` that are null (top level or one level down; the
-    caller's container is not changed)."""
+def _without_keys(config: dict[str, Any], keys: Iterable[str], only_null: bool = False) -> dict[str, Any]:
+    """``config`` without ``keys`` (top level, or one level down as ``group.key``), or only those of them that are
+    null; the caller's container is not changed."""
     out = dict(config)
-    for dotted in NULL_AS_ABSENT_KEYS:
+    for dotted in keys:
         head, _, leaf = dotted.rpartition(".")
+        node = out if not head else out.get(head)
+        if not isinstance(node, dict) or leaf not in node or (only_null and node[leaf] is not None):
+            continue
         if not head:
-            if leaf in out and out[leaf] is None:
-                del out[leaf]
-        elif isinstance(out.get(head), dict) and leaf in out[head] and out[head][leaf] is None:
-            out[head] = {key: value for key, value in out[head].items() if key != leaf}
+            del out[leaf]
+        else:
+            out[head] = {key: value for key, value in node.items() if key != leaf}
     return out
 
 
 def scientific_part(config: dict[str, Any]) -> dict[str, Any]:
     """A resolved config container without the keys that do not change a result (:data:`NON_SCIENTIFIC_KEYS`) and
     without the new keys that are null (:data:`NULL_AS_ABSENT_KEYS`), integral floats written as ints."""
-    kept = {key: value for key, value in config.items() if key not in (*NON_SCIENTIFIC_KEYS, "hydra")}
-    return _canonical(_without_null_new_keys(kept))
+    kept = _without_keys(config, (*NON_SCIENTIFIC_KEYS, "hydra"))
+    return _canonical(_without_keys(kept, NULL_AS_ABSENT_KEYS, only_null=True))
 
 
 def container_hash(config: dict[str, Any]) -> str:

@@ -56,9 +56,10 @@ SETTINGS = (
 
 
 #: Below this much training (models x Adam steps), ``synergy.workers: null`` keeps the stacks in the job's own
-#: process: a spawned worker costs about 3 s of start-up (torch and the package imported afresh), while a
-#: model-step costs about 2.4 ms on one core, so 10,000 model-steps (about 24 s of work) are where a second
-#: worker saves several times what it costs.
+#: process: spawning workers costs seconds of start-up (torch and the package imported afresh: the demo's
+#: 16-movement stage of about 700 model-steps took 9.0 s of wall time with two workers, against 3.2 s of CPU in
+#: all), while a model-step costs about 2.4 ms on one core (make bench), so at 10,000 model-steps (about 24 s of
+#: work) a second worker saves more than it costs.
 MIN_MODEL_STEPS_FOR_WORKERS = 10_000
 
 
@@ -77,7 +78,7 @@ def stack_workers(
     for any value.
 
     Raises:
-        ConfigError: If the setting is not null or a whole number >= 1.
+        ConfigError: If the setting is not null or a whole number >= 1, or above 1 on a GPU.
     """
     if setting is None:
         if device != "cpu" or (model_steps is not None and model_steps < MIN_MODEL_STEPS_FOR_WORKERS):
