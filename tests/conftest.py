@@ -52,6 +52,28 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """Import ``scripts/<name>.py`` as module ``name`` (registered in ``sys.modules`` while the session runs, as
+    dataclasses need); returns the loader, ``load_script("dry_run")``."""
+    import importlib.util
+    import sys
+
+    loaded: list[str] = []
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loaded.append(name)
+        spec.loader.exec_module(module)
+        return module
+
+    yield load
+    for name in loaded:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of real corpus excerpts; skips the test when it is absent."""
     path = _shared_data_dir()

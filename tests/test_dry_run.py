@@ -3,7 +3,6 @@ and the cost of the whole study; (slow) the script end to end on a small generat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,13 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "dry_run.py"
 
 
 @pytest.fixture(scope="module")
-def dry():
-    spec = importlib.util.spec_from_file_location("dry_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def dry(load_script):
+    return load_script("dry_run")
 
 
 def _result(wall, cpu=None, epochs=None, scoring=None):

@@ -3,7 +3,6 @@ corpus that `vaenmf-data check` passes."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections import Counter
@@ -20,13 +19,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_fullsize_corpus
 
 
 @pytest.fixture(scope="module")
-def gen():
-    spec = importlib.util.spec_from_file_location("make_fullsize_corpus", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def gen(load_script):
+    return load_script("make_fullsize_corpus")
 
 
 def test_full_scale_plan_is_timits_layout(gen):
